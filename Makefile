@@ -1,0 +1,34 @@
+# llm_trainer developer entry points. Everything runs from the venv that scripts/setup.sh makes;
+# `setup` is idempotent and takes about a second when nothing changed, so the other targets depend on it.
+#   make setup | demo | test | test-fast | lint | bench | clean
+
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+BUILD_DIR := $(CURDIR)/build
+# rclpy needs ROS_LOG_DIR (or HOME); keep its logs inside the (gitignored) build folder.
+ROS_LOG_DIR_TEST := $(BUILD_DIR)/ros_log
+
+.PHONY: setup demo test test-fast lint bench clean
+
+setup:
+	VENV="$(VENV)" bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/llm-trainer generate --task stack_blocks --episodes 20 --planner oracle --out runs/demo
+
+test: setup
+	ROS_LOG_DIR="$(ROS_LOG_DIR_TEST)" $(PY) -m pytest test -q -ra
+
+test-fast: setup
+	ROS_LOG_DIR="$(ROS_LOG_DIR_TEST)" $(PY) -m pytest test -q -ra -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check src test
+
+bench: setup
+	$(PY) scripts/benchmark_generation.py
+
+# Build products and caches only: leaves .venv/ (shared; remove it by hand) and runs/ (your data).
+clean:
+	rm -rf build install log .pytest_cache .ruff_cache src/llm_trainer/llm_trainer.egg-info
+	find src test scripts -name __pycache__ -type d -prune -exec rm -rf {} +

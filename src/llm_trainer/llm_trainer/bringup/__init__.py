@@ -1,0 +1,1 @@
+"""Node-graph descriptions shared by the ROS 2 launch files and the local bringup."""

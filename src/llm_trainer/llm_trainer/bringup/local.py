@@ -1,0 +1,105 @@
+"""Start a node graph as local processes: the stand-in for ``ros2 launch`` on machines without it.
+
+Each node runs as ``python -m <module> --ros-args ...`` with its log in ``<log_dir>/<node>.log``.
+``LocalGraph`` is a context manager: leaving it stops the nodes (SIGINT, then SIGTERM, then
+SIGKILL), so a crashed generator does not leave simulators running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from llm_trainer.bringup.graph import GraphSpec, ros_args
+
+
+def default_gl_backend() -> str:
+    """MuJoCo's headless GL backend: $MUJOCO_GL, else what set-up found working, else EGL."""
+    if os.environ.get("MUJOCO_GL"):
+        return os.environ["MUJOCO_GL"]
+    stamp = Path(sys.prefix) / "llm_trainer_gl"
+    if stamp.exists():
+        return stamp.read_text().strip() or "egl"
+    return "egl"
+
+
+class LocalGraph:
+    def __init__(
+        self,
+        graph: GraphSpec,
+        arguments: dict[str, Any] | None = None,
+        *,
+        log_dir: Path | str,
+        domain_id: int | None = None,
+        extra_env: dict[str, str] | None = None,
+    ):
+        self.graph = graph
+        self.arguments = arguments or {}
+        self.log_dir = Path(log_dir)
+        self.domain_id = domain_id
+        self.extra_env = extra_env or {}
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._logs: list = []
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("MUJOCO_GL", default_gl_backend())
+        env.setdefault("ROS_LOG_DIR", str(self.log_dir / "ros"))
+        if self.domain_id is not None:
+            env["ROS_DOMAIN_ID"] = str(self.domain_id)
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> LocalGraph:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = self.env()
+        for node in self.graph.nodes:
+            params = self.graph.resolved_parameters(node, self.arguments)
+            cmd = [sys.executable, "-m", node.module, *ros_args(node, params)]
+            log = open(self.log_dir / f"{node.name}.log", "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
+            self._logs.append(log)
+            log.write("$ " + " ".join(cmd) + "\n")
+            log.flush()
+            self.processes[node.name] = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        return self
+
+    def check_alive(self) -> None:
+        """Raise with the node's log tail if any node has exited."""
+        for name, proc in self.processes.items():
+            code = proc.poll()
+            if code is not None:
+                tail = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+                raise RuntimeError(f"node {name!r} exited with code {code}:\n" + "\n".join(tail))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            alive = [p for p in self.processes.values() if p.poll() is None]
+            if not alive:
+                break
+            for p in alive:
+                try:
+                    os.killpg(p.pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + timeout
+            for p in alive:
+                try:
+                    p.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    def __enter__(self) -> LocalGraph:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""Data generation: reset -> plan -> execute -> verify -> record, in process or through the node graph."""

@@ -1,0 +1,1 @@
+"""Plan execution: safety checks, IK paths and motion backends behind one executor."""

@@ -1,0 +1,55 @@
+"""Executor and safety configuration (``config/executor.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llm_trainer.config import config_dir, load_section
+from llm_trainer.motion.trajectory import TimingLimits
+
+
+@dataclass
+class SafetyConfig:
+    """Limits checked before any motion; a primitive outside them is refused with the reason."""
+
+    workspace: tuple[float, float, float, float, float, float] = (0.2, 0.75, -0.4, 0.4, 0.0, 0.6)
+    table_clearance: float = 0.005  # [m] lowest TCP height above the table
+    max_cartesian_step: float = 0.8  # [m] longest straight move of one primitive
+    gripper_force_limit: float = 70.0  # [N] never command more
+    primitive_timeout: float = 20.0  # [s] of robot time per primitive
+
+    def validate(self) -> None:
+        x0, x1, y0, y1, z0, z1 = self.workspace
+        if not (x0 < x1 and y0 < y1 and z0 < z1):
+            raise ValueError(f"safety.workspace is empty: {self.workspace}")
+        if not 0 < self.gripper_force_limit <= 140:
+            raise ValueError("safety.gripper_force_limit must be in (0, 140] N (the Franka Hand's maximum)")
+        if self.primitive_timeout <= 0 or self.max_cartesian_step <= 0:
+            raise ValueError("safety.primitive_timeout and safety.max_cartesian_step must be positive")
+
+
+@dataclass
+class ExecutorConfig:
+    backend: str = "sim"
+    grasp_force: float = 40.0  # [N]
+    open_width: float = 0.08  # [m]
+    position_tolerance: float = 0.005  # [m] TCP error accepted at a waypoint
+    yaw_tolerance_deg: float = 3.0
+    timing: TimingLimits = field(default_factory=TimingLimits)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+
+    def validate(self) -> None:
+        if self.backend not in ("sim", "direct_sim", "moveit", "panda_py"):
+            raise ValueError(f"unknown executor backend {self.backend!r} (sim, direct_sim, moveit, panda_py)")
+        if not 0 < self.timing.velocity_scaling <= 1:
+            raise ValueError("timing.velocity_scaling must be in (0, 1]")
+        if self.grasp_force > self.safety.gripper_force_limit:
+            raise ValueError(
+                f"grasp_force {self.grasp_force} N exceeds "
+                f"safety.gripper_force_limit {self.safety.gripper_force_limit} N"
+            )
+
+
+def load_executor_config(path: Path | str | None = None) -> ExecutorConfig:
+    return load_section(ExecutorConfig, path or config_dir() / "executor.yaml", "executor")

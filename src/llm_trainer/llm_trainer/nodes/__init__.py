@@ -1,0 +1,1 @@
+"""Thin rclpy nodes: each adapts one core module to topics, services, actions and parameters."""

@@ -1,0 +1,126 @@
+"""Planner service node: ``~/plan`` (PlanTask) turns a task sentence + scene into validated primitives.
+
+The scene comes with the request or, when the request has none, from the latest message on
+``scene_topic`` (perception's ``/scene/objects`` on the robot, the simulator's ground truth in
+simulation). Every request is appended to ``request_log`` (JSON lines: prompt, raw answer, plan,
+rejection reason), which later feeds the SFT exporter.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from llm_trainer.config import ConfigError
+from llm_trainer.planning.base import PlanRequest
+from llm_trainer.planning.registry import load_planner_config, make_planner
+from llm_trainer.primitives import plan_to_dicts
+from llm_trainer.ros.conversions import primitive_to_msg, scene_from_msg
+from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
+from llm_trainer_interfaces.srv import PlanTask
+
+
+class PlannerNode(Node):
+    def __init__(self) -> None:
+        super().__init__("planner")
+        self.declare_parameter("config_file", "")
+        self.declare_parameter("backend", "")
+        self.declare_parameter("scene_topic", "/scene/objects")
+        self.declare_parameter("request_log", "")
+        self.config = load_planner_config(self.get_parameter("config_file").value or None)
+        self.default_backend = self.get_parameter("backend").value or self.config.backend
+        self._planners = {self.default_backend: make_planner(self.default_backend, self.config)}
+        self._latest_scene: SceneStateMsg | None = None
+        self._log_lock = threading.Lock()
+        log = self.get_parameter("request_log").value
+        self._log_path = Path(log) if log else None
+        if self._log_path:
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        group = ReentrantCallbackGroup()
+        self.create_subscription(SceneStateMsg, self.get_parameter("scene_topic").value, self._on_scene, 10)
+        self.create_service(PlanTask, "~/plan", self._on_plan, callback_group=group)
+        self.get_logger().info(f"planner ready: backend {self.default_backend}")
+
+    def _on_scene(self, msg: SceneStateMsg) -> None:
+        self._latest_scene = msg
+
+    def _on_plan(self, request: PlanTask.Request, response: PlanTask.Response) -> PlanTask.Response:
+        backend = request.backend or self.default_backend
+        scene_msg = request.scene if request.scene.objects else self._latest_scene
+        if scene_msg is None:
+            response.success = False
+            response.message = "no scene: the request has no objects and nothing arrived on the scene topic yet"
+            return response
+        try:
+            if backend not in self._planners:
+                self._planners[backend] = make_planner(backend, self.config)
+            goal = json.loads(request.goal_json) if request.goal_json else {}
+            scene = scene_from_msg(scene_msg)
+        except (ValueError, KeyError) as exc:
+            response.success, response.message, response.backend = False, f"bad request: {exc}", backend
+            return response
+        result = self._planners[backend].plan(PlanRequest(request.instruction, scene, request.task_name, goal))
+        response.success = result.success
+        response.message = result.message
+        response.plan = [primitive_to_msg(p) for p in result.plan]
+        response.backend = result.backend
+        response.prompt = result.prompt
+        response.raw_answer = result.raw_answer
+        response.planning_time = result.planning_time
+        if not result.success:
+            self.get_logger().warning(f"plan rejected for {request.instruction!r}: {result.message}")
+        self._log(request, scene.to_dict(), result)
+        return response
+
+    def _log(self, request, scene: dict, result) -> None:
+        if not self._log_path:
+            return
+        entry = {
+            "time": time.time(),
+            "instruction": request.instruction,
+            "task_name": request.task_name,
+            "backend": result.backend,
+            "scene": scene,
+            "prompt": result.prompt,
+            "raw_answer": result.raw_answer,
+            "plan": plan_to_dicts(result.plan),
+            "success": result.success,
+            "message": result.message,
+            "planning_time": result.planning_time,
+        }
+        with self._log_lock, open(self._log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = PlannerNode()
+    except (ConfigError, ValueError) as exc:
+        print(f"planner_node: {exc}", flush=True)
+        rclpy.try_shutdown()
+        return 2
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    code = 0
+    try:
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    except ExternalShutdownException:
+        code = 1
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,395 @@
+"""Simulator bridge node (embedded MuJoCo): the simulated Panda, its cameras and the task checks.
+
+Publishes ``/joint_states``, ``/joint_commands``, ``/ee_pose``, ``/scene/ground_truth``, ``/clock``
+and ``/cameras/<name>/{color,depth,camera_info}``, all stamped with simulation time. Offers
+``~/reset`` (ResetScene), ``~/check_success`` (CheckSuccess) and the controller actions
+``~/follow_joint_trajectory`` and ``~/gripper_command`` that the executor drives, like
+ros2_control's controllers on the real robot.
+
+One thread owns MuJoCo (its GL context must stay on the thread that made it): service and action
+callbacks hand it jobs and wait. While a motion runs, physics goes as fast as the CPU allows
+(``real_time_factor`` 0) or paced; when idle it runs in real time so topics keep flowing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+
+from llm_trainer.config import ConfigError
+from llm_trainer.ros.conversions import scene_to_msg
+from llm_trainer.sim import panda_description as panda
+from llm_trainer.sim.mujoco_sim import MujocoSimulation
+from llm_trainer.sim.sim_config import SimConfig, load_sim_config
+from llm_trainer.tasks.registry import get_task, task_names
+from llm_trainer_interfaces.action import FollowJointTrajectory, GripperCommand
+from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
+from llm_trainer_interfaces.srv import CheckSuccess, ResetScene
+
+
+def stamp_from_seconds(t: float) -> Time:
+    sec = int(math.floor(t))
+    return Time(sec=sec, nanosec=int((t - sec) * 1e9))
+
+
+class _Job:
+    """Work for the physics thread; the caller waits on ``done``."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.fn()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the waiting caller
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+class SimNode(Node):
+    def __init__(self) -> None:
+        super().__init__("sim")
+        self.declare_parameter("config_file", "")
+        self.declare_parameter("task", "put_block")
+        self.declare_parameter("seed", 0)
+        self.declare_parameter("render_cameras", True)
+        self.declare_parameter("camera_rate_hz", 0.0)  # 0: from the config file
+        self.declare_parameter("real_time_factor", -1.0)  # <0: from the config file
+        self.declare_parameter("success_settle_time", 0.5)
+        self.config = self._load_config()
+
+        self._group = ReentrantCallbackGroup()
+        state_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self._joint_pub = self.create_publisher(JointState, "/joint_states", state_qos)
+        self._command_pub = self.create_publisher(JointState, "/joint_commands", state_qos)
+        self._ee_pub = self.create_publisher(PoseStamped, "/ee_pose", state_qos)
+        self._scene_pub = self.create_publisher(SceneStateMsg, "/scene/ground_truth", 10)
+        self._clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self._camera_pubs = {
+            cam.name: (
+                self.create_publisher(Image, f"/cameras/{cam.name}/color", 10),
+                self.create_publisher(Image, f"/cameras/{cam.name}/depth", 10),
+                self.create_publisher(CameraInfo, f"/cameras/{cam.name}/camera_info", 10),
+            )
+            for cam in self.config.cameras
+        }
+        self.create_service(ResetScene, "~/reset", self._on_reset, callback_group=self._group)
+        self.create_service(CheckSuccess, "~/check_success", self._on_check_success, callback_group=self._group)
+        ActionServer(
+            self,
+            FollowJointTrajectory,
+            "~/follow_joint_trajectory",
+            self._on_trajectory,
+            goal_callback=lambda _g: GoalResponse.ACCEPT,
+            cancel_callback=lambda _g: CancelResponse.ACCEPT,
+            callback_group=self._group,
+        )
+        ActionServer(
+            self,
+            GripperCommand,
+            "~/gripper_command",
+            self._on_gripper,
+            goal_callback=lambda _g: GoalResponse.ACCEPT,
+            cancel_callback=lambda _g: CancelResponse.ACCEPT,
+            callback_group=self._group,
+        )
+
+        self._jobs: queue.Queue[_Job] = queue.Queue()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._busy = False
+        self._anchor: tuple[float, float, float] | None = None
+        self._next_publish = {"joints": 0.0, "scene": 0.0, "cameras": 0.0}
+        self.sim: MujocoSimulation | None = None
+        self._startup_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._physics_loop, name="physics", daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=60.0)
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    # ------------------------------------------------------------------ set-up
+    def _load_config(self) -> SimConfig:
+        path = self.get_parameter("config_file").value or None
+        config = load_sim_config(path)
+        config.render_cameras = bool(self.get_parameter("render_cameras").value)
+        rate = float(self.get_parameter("camera_rate_hz").value)
+        if rate > 0:
+            config.camera_rate_hz = rate
+        rtf = float(self.get_parameter("real_time_factor").value)
+        if rtf >= 0:
+            config.real_time_factor = rtf
+        config.validate()
+        return config
+
+    # ------------------------------------------------------------------ physics thread
+    def _physics_loop(self) -> None:
+        try:
+            self.sim = MujocoSimulation(self.config)
+            task = str(self.get_parameter("task").value)
+            self.sim.reset(get_task(task), int(self.get_parameter("seed").value))
+        except BaseException as exc:  # noqa: BLE001 - reported by the constructor
+            self._startup_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        while not self._stop.is_set():
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                job = None
+            if job is not None:
+                self._busy = True
+                self._anchor = None
+                job.run()
+                self._busy = False
+                self._anchor = None
+                continue
+            self.sim.step()
+            self._on_step(self.sim)
+        self.sim.close()
+
+    def _submit(self, fn: Callable[[], Any], timeout: float = 600.0) -> Any:
+        job = _Job(fn)
+        self._jobs.put(job)
+        if not job.done.wait(timeout):
+            raise TimeoutError("the physics thread did not finish the request in time")
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _pace(self, sim: MujocoSimulation) -> None:
+        # Idle physics runs in real time; a motion runs at the configured factor (0 = unpaced).
+        rtf = self.config.real_time_factor if self._busy else 1.0
+        if rtf <= 0:
+            return
+        now = time.monotonic()
+        if self._anchor is None or self._anchor[2] != rtf:
+            self._anchor = (now, sim.time, rtf)
+            return
+        wall0, sim0, _ = self._anchor
+        ahead = wall0 + (sim.time - sim0) / rtf - now
+        if ahead > 0.002:
+            time.sleep(ahead)
+        elif ahead < -0.5:  # far behind (e.g. rendering): do not try to catch up in a burst
+            self._anchor = (now, sim.time, rtf)
+
+    def _on_step(self, sim: MujocoSimulation) -> None:
+        t = sim.time
+        due = self._next_publish
+        if t >= due["joints"]:
+            due["joints"] = t + 1.0 / self.config.joint_state_rate_hz
+            self._publish_state(sim, t)
+        if t >= due["scene"]:
+            due["scene"] = t + 1.0 / self.config.scene_rate_hz
+            self._scene_pub.publish(scene_to_msg(sim.scene_state(), stamp_from_seconds(t)))
+        if self.config.render_cameras and t >= due["cameras"]:
+            due["cameras"] = t + 1.0 / self.config.camera_rate_hz
+            self._publish_cameras(sim, t)
+        self._pace(sim)
+
+    def _publish_state(self, sim: MujocoSimulation, t: float) -> None:
+        stamp = stamp_from_seconds(t)
+        self._clock_pub.publish(Clock(clock=stamp))
+        names = list(panda.JOINT_NAMES + panda.FINGER_JOINT_NAMES)
+        js = JointState(name=names)
+        js.header.stamp = stamp
+        js.position = [float(v) for v in np.concatenate([sim.joint_positions(), sim.finger_positions()])]
+        js.velocity = [float(v) for v in np.concatenate([sim.joint_velocities(), sim.finger_velocities()])]
+        self._joint_pub.publish(js)
+        cmd = JointState(name=names)
+        cmd.header.stamp = stamp
+        half = sim.gripper_target / 2
+        cmd.position = [float(v) for v in sim.commanded_joint_positions()] + [half, half]
+        self._command_pub.publish(cmd)
+        pos, quat = sim.tcp_pose()[0], sim.tcp_quaternion()
+        pose = PoseStamped()
+        pose.header.stamp = stamp
+        pose.header.frame_id = "world"
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in pos)
+        pose.pose.orientation.w, pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z = (
+            float(v) for v in quat
+        )
+        self._ee_pub.publish(pose)
+
+    def _publish_cameras(self, sim: MujocoSimulation, t: float) -> None:
+        stamp = stamp_from_seconds(t)
+        for cam in self.config.cameras:
+            rgb, depth = sim.render(cam.name)
+            color_pub, depth_pub, info_pub = self._camera_pubs[cam.name]
+            frame = f"{cam.name}_optical_frame"
+            color = Image(height=cam.height, width=cam.width, encoding="rgb8", step=cam.width * 3, data=rgb.tobytes())
+            color.header.stamp, color.header.frame_id = stamp, frame
+            color_pub.publish(color)
+            dimg = Image(height=cam.height, width=cam.width, encoding="32FC1", step=cam.width * 4, data=depth.tobytes())
+            dimg.header.stamp, dimg.header.frame_id = stamp, frame
+            depth_pub.publish(dimg)
+            k = sim.camera_intrinsics(cam.name)
+            info = CameraInfo(height=cam.height, width=cam.width, distortion_model="plumb_bob")
+            info.header.stamp, info.header.frame_id = stamp, frame
+            info.d = [0.0] * 5
+            info.k = [float(v) for v in k.reshape(-1)]
+            info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+            info.p = [k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
+            info_pub.publish(info)
+
+    # ------------------------------------------------------------------ services
+    def _on_reset(self, request: ResetScene.Request, response: ResetScene.Response) -> ResetScene.Response:
+        try:
+            task = get_task(request.task_name)
+        except KeyError:
+            response.success = False
+            response.message = f"unknown task {request.task_name!r}; known: {', '.join(task_names())}"
+            return response
+
+        def reset():
+            instance = self.sim.reset(task, int(request.seed))
+            # A new episode restarts simulation time: restart the publishing schedule with it.
+            self._next_publish = dict.fromkeys(self._next_publish, 0.0)
+            return instance, self.sim.scene_state(), self.sim.time
+
+        try:
+            instance, scene, t = self._submit(reset)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, the node stays up
+            response.success, response.message = False, f"reset failed: {exc}"
+            return response
+        response.success = True
+        response.message = f"task {instance.task_name} seed {instance.seed}"
+        response.instruction = instance.instruction
+        response.goal_json = json.dumps(instance.goal)
+        response.scene = scene_to_msg(scene, stamp_from_seconds(t))
+        self.get_logger().info(f"reset: {instance.task_name} seed {instance.seed}: {instance.instruction!r}")
+        return response
+
+    def _on_check_success(self, _request, response: CheckSuccess.Response) -> CheckSuccess.Response:
+        settle = float(self.get_parameter("success_settle_time").value)
+
+        def check():
+            # Let objects come to rest first: a block still sliding off a stack is not a success.
+            self.sim.step_for(settle, self._on_step)
+            return self.sim.check_success(), self.sim.scene_state(), self.sim.time
+
+        report, scene, t = self._submit(check)
+        response.success = report.success
+        response.details_json = json.dumps(report.to_dict())
+        response.scene = scene_to_msg(scene, stamp_from_seconds(t))
+        return response
+
+    # ------------------------------------------------------------------ controller actions
+    def _on_trajectory(self, goal_handle) -> FollowJointTrajectory.Result:
+        traj = goal_handle.request.trajectory
+        result = FollowJointTrajectory.Result()
+        names = list(traj.joint_names)
+        if sorted(names) != sorted(panda.JOINT_NAMES):
+            goal_handle.abort()
+            result.error_code = FollowJointTrajectory.Result.INVALID_JOINTS
+            result.message = f"expected joints {list(panda.JOINT_NAMES)}, got {names}"
+            return result
+        if not traj.points:
+            goal_handle.abort()
+            result.error_code = FollowJointTrajectory.Result.INVALID_GOAL
+            result.message = "trajectory has no points"
+            return result
+        order = [names.index(n) for n in panda.JOINT_NAMES]
+        times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in traj.points])
+        positions = np.array([[p.positions[i] for i in order] for p in traj.points], dtype=float)
+        tolerance = goal_handle.request.goal_tolerance or 0.01
+        feedback = FollowJointTrajectory.Feedback()
+        start = {"t": None, "next": 0.0}
+
+        def on_step(sim: MujocoSimulation) -> None:
+            self._on_step(sim)
+            if start["t"] is None:
+                start["t"] = sim.time
+            if sim.time >= start["next"]:
+                start["next"] = sim.time + 0.05
+                feedback.time_from_start = sim.time - start["t"]
+                goal_handle.publish_feedback(feedback)
+
+        outcome = self._submit(
+            lambda: self.sim.follow_trajectory(
+                times,
+                positions,
+                on_step=on_step,
+                should_stop=lambda: goal_handle.is_cancel_requested,
+                goal_tolerance=tolerance,
+            )
+        )
+        result.error_code, result.message, result.final_error = outcome.error_code, outcome.message, outcome.final_error
+        if outcome.final_positions is not None:
+            result.final_positions = [float(outcome.final_positions[panda.JOINT_NAMES.index(n)]) for n in names]
+        if outcome.error_code == FollowJointTrajectory.Result.CANCELED:
+            goal_handle.canceled()
+        elif outcome.error_code == 0:
+            goal_handle.succeed()
+        else:
+            goal_handle.abort()
+        return result
+
+    def _on_gripper(self, goal_handle) -> GripperCommand.Result:
+        req = goal_handle.request
+        force = req.max_effort if req.max_effort > 0 else panda.GRIPPER_MAX_FORCE
+        outcome = self._submit(
+            lambda: self.sim.move_gripper(
+                req.width, force, on_step=self._on_step, should_stop=lambda: goal_handle.is_cancel_requested
+            )
+        )
+        result = GripperCommand.Result(width=outcome.width, stalled=outcome.stalled, reached_goal=outcome.reached_goal)
+        if goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        else:
+            goal_handle.succeed()
+        return result
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = SimNode()
+    except (ConfigError, KeyError, ValueError) as exc:
+        print(f"sim_node: {exc}", flush=True)
+        rclpy.try_shutdown()
+        return 2
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    code = 0
+    try:
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    except ExternalShutdownException:
+        code = 1
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Planners: scene state + task sentence -> validated waypoint primitives."""

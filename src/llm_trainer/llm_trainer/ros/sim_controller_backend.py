@@ -1,0 +1,127 @@
+"""Motion backend that drives the simulator node's controller actions over DDS.
+
+The executor node uses it with ``backend: sim``: trajectories go to
+``<ns>/follow_joint_trajectory`` and gripper commands to ``<ns>/gripper_command``; the arm's
+state comes from ``/joint_states``. Waiting happens on threading events, never by spinning,
+because the caller already runs inside a multi-threaded executor.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from rclpy.action import ActionClient
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+
+from llm_trainer.execution.backend import MotionBackend
+from llm_trainer.motion.trajectory import JointTrajectory
+from llm_trainer.ros.conversions import trajectory_to_msg
+from llm_trainer.sim import panda_description as panda
+from llm_trainer.sim.mujoco_sim import GripperOutcome, TrajectoryOutcome
+from llm_trainer_interfaces.action import FollowJointTrajectory, GripperCommand
+
+
+class BackendUnavailable(RuntimeError):
+    pass
+
+
+def _wait_future(future, timeout: float) -> bool:
+    done = threading.Event()
+    future.add_done_callback(lambda _f: done.set())
+    return done.wait(timeout)
+
+
+class SimControllerBackend(MotionBackend):
+    name = "sim"
+
+    def __init__(
+        self, node: Node, namespace: str = "/sim", joint_states_topic: str = "/joint_states", callback_group=None
+    ):
+        self._node = node
+        ns = namespace.rstrip("/")
+        self._trajectory = ActionClient(
+            node, FollowJointTrajectory, f"{ns}/follow_joint_trajectory", callback_group=callback_group
+        )
+        self._gripper = ActionClient(node, GripperCommand, f"{ns}/gripper_command", callback_group=callback_group)
+        self._lock = threading.Lock()
+        self._q: np.ndarray | None = None
+        self._have_state = threading.Event()
+        self._state_count = 0
+        self._state_cond = threading.Condition(self._lock)
+        node.create_subscription(
+            JointState,
+            joint_states_topic,
+            self._on_joint_state,
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+            callback_group=callback_group,
+        )
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        index = {n: i for i, n in enumerate(msg.name)}
+        if not all(n in index for n in panda.JOINT_NAMES):
+            return
+        with self._lock:
+            self._q = np.array([msg.position[index[n]] for n in panda.JOINT_NAMES])
+            self._state_count += 1
+            self._state_cond.notify_all()
+        self._have_state.set()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        for client, what in ((self._trajectory, "trajectory"), (self._gripper, "gripper")):
+            if not client.wait_for_server(timeout_sec=max(0.1, deadline - time.monotonic())):
+                raise BackendUnavailable(f"the simulator's {what} controller action is not available")
+        if not self._have_state.wait(max(0.1, deadline - time.monotonic())):
+            raise BackendUnavailable("no /joint_states received from the simulator")
+
+    def joint_positions(self) -> np.ndarray:
+        """The arm's state as of now: waits for two joint states newer than the call.
+
+        A message already queued when we ask may predate a reset or the end of a motion; the
+        second one after the call was published after it.
+        """
+        if not self._have_state.wait(10.0):
+            raise BackendUnavailable("no /joint_states received")
+        with self._lock:
+            target = self._state_count + 2
+            if not self._state_cond.wait_for(lambda: self._state_count >= target, timeout=5.0):
+                raise BackendUnavailable("/joint_states stopped arriving")
+            return self._q.copy()
+
+    def _run_goal(self, client: ActionClient, goal, cancel: threading.Event, timeout: float):
+        send = client.send_goal_async(goal)
+        if not _wait_future(send, 10.0) or not send.result().accepted:
+            return None
+        handle = send.result()
+        result_future = handle.get_result_async()
+        deadline = time.monotonic() + timeout
+        cancel_sent = False
+        while not _wait_future(result_future, 0.05):
+            if cancel.is_set() and not cancel_sent:
+                handle.cancel_goal_async()
+                cancel_sent = True
+            if time.monotonic() > deadline:
+                handle.cancel_goal_async()
+                _wait_future(result_future, 5.0)
+                return None
+        return result_future.result().result
+
+    def follow_joint_trajectory(self, trajectory: JointTrajectory, cancel: threading.Event) -> TrajectoryOutcome:
+        goal = FollowJointTrajectory.Goal(trajectory=trajectory_to_msg(trajectory), goal_tolerance=0.01)
+        result = self._run_goal(self._trajectory, goal, cancel, timeout=trajectory.duration * 20 + 30.0)
+        if result is None:
+            return TrajectoryOutcome(-5, float("inf"), 0.0, 0.0, "the trajectory controller did not answer in time")
+        final = None
+        if len(result.final_positions) == len(panda.JOINT_NAMES):
+            final = np.array(result.final_positions)
+        return TrajectoryOutcome(result.error_code, result.final_error, 0.0, 0.0, result.message, final)
+
+    def move_gripper(self, width: float, force: float, cancel: threading.Event) -> GripperOutcome:
+        result = self._run_goal(self._gripper, GripperCommand.Goal(width=width, max_effort=force), cancel, timeout=30.0)
+        if result is None:
+            return GripperOutcome(float("nan"), stalled=False, reached_goal=False)
+        return GripperOutcome(result.width, result.stalled, result.reached_goal)

@@ -1,0 +1,450 @@
+"""The embedded simulator: a Panda on a table with a task's objects and three RGB-D cameras.
+
+``MujocoSimulation`` is ROS-free. It builds one MJCF scene per episode from a ``TaskInstance``,
+steps real MuJoCo physics, follows joint trajectories with the arm's position servos, closes
+the gripper with a force limit, renders the cameras and reports the ground-truth scene state
+and the task's success predicate. The simulator node (``llm_trainer.nodes.sim_node``) and the
+in-process generator both drive this class.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from llm_trainer.scene import ObjectState, SceneState, Workspace, normalize_yaw
+from llm_trainer.sim import panda_description as panda
+from llm_trainer.sim.sim_config import CameraConfig, SimConfig
+from llm_trainer.tasks.base import ObjectSpec, SuccessReport, Task, TaskInstance
+
+TABLE_HEIGHT = 0.0  # the table top is the world's z = 0 plane; the robot base stands on it
+
+
+@dataclass
+class TrajectoryOutcome:
+    """How a trajectory ended. ``error_code`` follows FollowJointTrajectory.action."""
+
+    error_code: int  # 0 ok, -5 goal tolerance violated, -6 cancelled
+    final_error: float  # max |q - q_goal| at the end [rad]
+    max_tracking_error: float  # max |q - q_ref| while moving [rad]
+    duration: float  # simulated seconds
+    message: str = ""
+    final_positions: np.ndarray | None = None  # the arm's joint positions when it ended
+
+
+@dataclass
+class GripperOutcome:
+    width: float
+    stalled: bool
+    reached_goal: bool
+
+
+StepCallback = Callable[["MujocoSimulation"], None]
+StopCheck = Callable[[], bool]
+
+
+def look_at_xyaxes(position, target) -> tuple[np.ndarray, np.ndarray]:
+    """MuJoCo camera x and y axes for a camera at ``position`` looking at ``target`` (z up)."""
+    forward = np.asarray(target, float) - np.asarray(position, float)
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    if np.linalg.norm(right) < 1e-6:  # looking straight down
+        right = np.array([0.0, -1.0, 0.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)
+    return right, up
+
+
+def quat_to_yaw(q_wxyz: np.ndarray) -> float:
+    w, x, y, z = q_wxyz
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def _fmt(v) -> str:
+    return " ".join(f"{float(x):.6g}" for x in v)
+
+
+def build_scene_xml(instance: TaskInstance | None, config: SimConfig) -> str:
+    """The whole MJCF of an episode: table, robot, the instance's objects and the cameras."""
+    max_w = max([c.width for c in config.cameras] + [640])
+    max_h = max([c.height for c in config.cameras] + [480])
+    f = config.object_friction
+    objects = instance.objects if instance else []
+    bodies = []
+    for obj in objects:
+        half = _fmt(np.asarray(obj.size) / 2)
+        quat = _fmt((math.cos(obj.yaw / 2), 0, 0, math.sin(obj.yaw / 2)))
+        rgba = _fmt(obj.rgba)
+        if obj.movable:
+            bodies.append(
+                f'<body name="{obj.name}" pos="{_fmt(obj.position)}" quat="{quat}">'
+                f'<freejoint name="{obj.name}_joint"/>'
+                f'<geom name="{obj.name}_geom" class="object" type="box" size="{half}" rgba="{rgba}" '
+                f'mass="{obj.mass}"/></body>'
+            )
+        else:
+            bodies.append(
+                f'<geom name="{obj.name}_geom" class="fixture" type="box" pos="{_fmt(obj.position)}" '
+                f'quat="{quat}" size="{half}" rgba="{rgba}"/>'
+            )
+    cameras = []
+    for cam in config.cameras:
+        x_axis, y_axis = look_at_xyaxes(cam.position, cam.look_at)
+        cameras.append(
+            f'<camera name="{cam.name}" pos="{_fmt(cam.position)}" xyaxes="{_fmt(x_axis)} {_fmt(y_axis)}" '
+            f'fovy="{cam.fovy_deg}"/>'
+        )
+    return f"""<mujoco model="llm_trainer_scene">
+  <compiler angle="radian" autolimits="true"/>
+  <option timestep="{config.timestep}" integrator="implicitfast" cone="elliptic" impratio="10"/>
+  <visual>
+    <global offwidth="{max_w}" offheight="{max_h}"/>
+    <quality shadowsize="0" offsamples="0"/>
+    <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5"/>
+  </visual>
+  <default>
+    {panda.panda_mjcf_defaults(pad_friction=f)}
+    <default class="object">
+      <geom contype="1" conaffinity="1" condim="4" friction="{f} 0.005 0.0001" solref="0.005 1"
+            solimp="0.95 0.99 0.001" group="2"/>
+    </default>
+    <default class="fixture">
+      <geom contype="1" conaffinity="1" condim="3" group="2"/>
+    </default>
+  </default>
+  <worldbody>
+    <light pos="0.5 0 1.6" dir="0 0 -1" directional="true" castshadow="false" diffuse="0.5 0.5 0.5"/>
+    <geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" rgba="0.35 0.35 0.38 1"/>
+    <geom name="table" type="box" pos="0.45 0 -0.025" size="0.65 0.8 0.025" rgba="0.78 0.7 0.58 1"
+          contype="1" conaffinity="1"/>
+    {panda.panda_mjcf_body()}
+    {"".join(bodies)}
+    {"".join(cameras)}
+  </worldbody>
+  <actuator>
+    {panda.panda_mjcf_actuators()}
+  </actuator>
+</mujoco>"""
+
+
+class MujocoSimulation:
+    """A seeded, resettable MuJoCo scene of the Panda, a task's objects and cameras."""
+
+    def __init__(self, config: SimConfig | None = None):
+        self.config = config or SimConfig()
+        self.workspace = Workspace()
+        self.model: mujoco.MjModel | None = None
+        self.data: mujoco.MjData | None = None
+        self.instance: TaskInstance | None = None
+        self.task: Task | None = None
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._gripper_target = panda.FINGER_TRAVEL * 2
+        self.physics_steps = 0
+        self.physics_wall_time = 0.0
+        self.render_wall_time = 0.0
+        self._load(None)
+
+    # ---------------------------------------------------------------- building
+    def _load(self, instance: TaskInstance | None) -> None:
+        self.close_renderers()
+        self.model = mujoco.MjModel.from_xml_string(build_scene_xml(instance, self.config))
+        self.model.light_castshadow[:] = 0
+        self.data = mujoco.MjData(self.model)
+        m = self.model
+        self._arm_qpos = np.array([m.jnt_qposadr[m.joint(n).id] for n in panda.JOINT_NAMES])
+        self._arm_dof = np.array([m.jnt_dofadr[m.joint(n).id] for n in panda.JOINT_NAMES])
+        self._finger_qpos = np.array([m.jnt_qposadr[m.joint(n).id] for n in panda.FINGER_JOINT_NAMES])
+        self._finger_dof = np.array([m.jnt_dofadr[m.joint(n).id] for n in panda.FINGER_JOINT_NAMES])
+        self._arm_act = np.array([m.actuator(f"act_{n}").id for n in panda.JOINT_NAMES])
+        self._finger_act = np.array([m.actuator(f"act_finger{k}").id for k in (1, 2)])
+        self._tcp_site = m.site("tcp").id
+        self._object_bodies: dict[str, int] = {}
+        self._object_geoms: dict[str, int] = {}
+        for obj in instance.objects if instance else []:
+            if obj.movable:
+                self._object_bodies[obj.name] = m.body(obj.name).id
+            self._object_geoms[obj.name] = m.geom(f"{obj.name}_geom").id
+        self.instance = instance
+        self.set_arm_configuration(panda.HOME_Q)
+
+    def reset(self, task: Task, seed: int) -> TaskInstance:
+        """Build a fresh episode of ``task`` from ``seed`` and let the objects settle."""
+        instance = task.instance(seed)
+        self.task = task
+        self._load(instance)
+        self.step_for(self.config.settle_time)
+        return instance
+
+    def set_arm_configuration(self, q: np.ndarray, gripper_width: float = panda.FINGER_TRAVEL * 2) -> None:
+        """Teleport the arm (only for resets) and hold it there."""
+        d = self.data
+        d.qpos[self._arm_qpos] = q
+        d.qvel[self._arm_dof] = 0.0
+        d.qpos[self._finger_qpos] = gripper_width / 2
+        d.ctrl[self._arm_act] = q
+        self.set_gripper_target(gripper_width)
+        mujoco.mj_forward(self.model, d)
+
+    # ---------------------------------------------------------------- stepping
+    @property
+    def time(self) -> float:
+        return float(self.data.time)
+
+    def step(self, n: int = 1) -> None:
+        t0 = time.perf_counter()
+        mujoco.mj_step(self.model, self.data, nstep=n)
+        self.physics_wall_time += time.perf_counter() - t0
+        self.physics_steps += n
+
+    def step_for(self, seconds: float, on_step: StepCallback | None = None) -> None:
+        for _ in range(max(1, round(seconds / self.model.opt.timestep))):
+            self.step()
+            if on_step:
+                on_step(self)
+
+    # ---------------------------------------------------------------- robot state
+    def joint_positions(self) -> np.ndarray:
+        return self.data.qpos[self._arm_qpos].copy()
+
+    def joint_velocities(self) -> np.ndarray:
+        return self.data.qvel[self._arm_dof].copy()
+
+    def finger_positions(self) -> np.ndarray:
+        return self.data.qpos[self._finger_qpos].copy()
+
+    def finger_velocities(self) -> np.ndarray:
+        return self.data.qvel[self._finger_dof].copy()
+
+    def gripper_width(self) -> float:
+        return float(self.finger_positions().sum())
+
+    def commanded_joint_positions(self) -> np.ndarray:
+        return self.data.ctrl[self._arm_act].copy()
+
+    @property
+    def gripper_target(self) -> float:
+        return self._gripper_target
+
+    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Tool centre point position and rotation matrix in the world frame."""
+        return self.data.site_xpos[self._tcp_site].copy(), self.data.site_xmat[self._tcp_site].reshape(3, 3).copy()
+
+    def tcp_quaternion(self) -> np.ndarray:
+        """TCP orientation as a unit quaternion (w, x, y, z)."""
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, self.data.site_xmat[self._tcp_site])
+        return quat
+
+    def tcp_yaw(self) -> float:
+        rot = self.tcp_pose()[1]
+        return math.atan2(rot[1, 0], rot[0, 0])
+
+    # ---------------------------------------------------------------- commands
+    def set_arm_target(self, q: np.ndarray) -> None:
+        self.data.ctrl[self._arm_act] = np.clip(q, panda.JOINT_LOWER, panda.JOINT_UPPER)
+
+    def set_gripper_target(self, width: float, force: float | None = None) -> None:
+        width = float(np.clip(width, 0.0, 2 * panda.FINGER_TRAVEL))
+        self._gripper_target = width
+        self.data.ctrl[self._finger_act] = width / 2
+        if force is not None:
+            f = float(np.clip(force, 1.0, 140.0))
+            self.model.actuator_forcerange[self._finger_act] = (-f, f)
+
+    def follow_trajectory(
+        self,
+        times: np.ndarray,
+        positions: np.ndarray,
+        *,
+        on_step: StepCallback | None = None,
+        should_stop: StopCheck | None = None,
+        goal_tolerance: float = 0.01,
+        settle_time: float = 0.5,
+    ) -> TrajectoryOutcome:
+        """Track a joint trajectory (times from its start, one row of 7 positions per time)."""
+        times = np.asarray(times, float)
+        positions = np.asarray(positions, float)
+        if positions.ndim != 2 or positions.shape[1] != 7 or len(times) != len(positions) or len(times) == 0:
+            return TrajectoryOutcome(-1, math.inf, 0.0, 0.0, "trajectory needs N times and N x 7 positions")
+        if np.any(np.diff(times) < 0):
+            return TrajectoryOutcome(-1, math.inf, 0.0, 0.0, "trajectory times must not decrease")
+        dt = self.model.opt.timestep
+        t_start = self.time
+        end = float(times[-1])
+        max_track = 0.0
+        goal = positions[-1]
+        settle_deadline = end + settle_time
+        while True:
+            if should_stop and should_stop():
+                self.set_arm_target(self.joint_positions())  # hold where the arm is now
+                return TrajectoryOutcome(
+                    -6,
+                    float(np.max(np.abs(self.joint_positions() - goal))),
+                    max_track,
+                    self.time - t_start,
+                    "cancelled",
+                    self.joint_positions(),
+                )
+            t = self.time - t_start + dt
+            if t <= end:
+                ref = np.array([np.interp(t, times, positions[:, j]) for j in range(7)])
+                ahead = np.array([np.interp(t + dt, times, positions[:, j]) for j in range(7)])
+                # The servos' damping (kv) lags a moving reference by kv/kp * velocity: feed it forward.
+                target = ref + panda.SERVO_KV_OVER_KP * (ahead - ref) / dt
+            else:
+                ref = target = goal
+            self.set_arm_target(target)
+            self.step()
+            if on_step:
+                on_step(self)
+            q = self.joint_positions()
+            if t <= end:
+                max_track = max(max_track, float(np.max(np.abs(q - ref))))
+            else:
+                err = float(np.max(np.abs(q - goal)))
+                settled = err < goal_tolerance * 0.2 and float(np.max(np.abs(self.joint_velocities()))) < 0.02
+                if settled or t >= settle_deadline:
+                    ok = err <= goal_tolerance
+                    return TrajectoryOutcome(
+                        0 if ok else -5,
+                        err,
+                        max_track,
+                        self.time - t_start,
+                        "" if ok else f"final joint error {err:.4f} rad exceeds tolerance {goal_tolerance}",
+                        q,
+                    )
+
+    def move_gripper(
+        self,
+        width: float,
+        force: float = panda.GRIPPER_MAX_FORCE,
+        *,
+        on_step: StepCallback | None = None,
+        should_stop: StopCheck | None = None,
+        timeout: float = 1.5,
+    ) -> GripperOutcome:
+        """Drive the fingers to ``width`` with a force limit; stop early when they stall on an object."""
+        self.set_gripper_target(width, force)
+        t_start = self.time
+        still_since = None
+        while self.time - t_start < timeout:
+            if should_stop and should_stop():
+                break
+            self.step()
+            if on_step:
+                on_step(self)
+            moving = float(np.max(np.abs(self.finger_velocities()))) > 1e-3
+            if moving:
+                still_since = None
+            elif still_since is None:
+                still_since = self.time
+            if self.time - t_start > 0.1 and still_since is not None and self.time - still_since > 0.1:
+                break
+        reached = abs(self.gripper_width() - width) < 0.003
+        return GripperOutcome(self.gripper_width(), stalled=not reached, reached_goal=reached)
+
+    # ---------------------------------------------------------------- scene
+    def object_pose(self, spec: ObjectSpec) -> tuple[tuple[float, float, float], float]:
+        if spec.movable:
+            body = self._object_bodies[spec.name]
+            pos = self.data.xpos[body]
+            yaw = quat_to_yaw(self.data.xquat[body])
+            return (float(pos[0]), float(pos[1]), float(pos[2])), normalize_yaw(yaw)
+        return spec.position, spec.yaw
+
+    def scene_state(self) -> SceneState:
+        objects = []
+        for spec in self.instance.objects if self.instance else []:
+            pos, yaw = self.object_pose(spec)
+            objects.append(ObjectState(spec.name, pos, yaw, spec.size, spec.category, 1.0, 0))
+        tcp, _ = self.tcp_pose()
+        return SceneState(
+            objects=objects,
+            ee_position=(float(tcp[0]), float(tcp[1]), float(tcp[2])),
+            ee_yaw=normalize_yaw(self.tcp_yaw()),
+            gripper_width=self.gripper_width(),
+            workspace=self.workspace,
+            table_height=TABLE_HEIGHT,
+            source="ground_truth",
+        )
+
+    def check_success(self) -> SuccessReport:
+        if self.task is None or self.instance is None:
+            return SuccessReport(False, details={"error": "no episode has been reset"})
+        report = self.task.check_success(self.scene_state(), self.instance.goal)
+        held = self.objects_in_gripper()
+        if held:
+            report.conditions["gripper_released"] = False
+            report.details["held_objects"] = held
+            report.success = False
+        else:
+            report.conditions["gripper_released"] = True
+        return report
+
+    def objects_in_gripper(self) -> list[str]:
+        """Objects touched by both finger pads at once (i.e. held)."""
+        pads = {self.model.geom("pad1").id: 1, self.model.geom("pad2").id: 2}
+        touching: dict[str, set[int]] = {}
+        geom_to_obj = {g: n for n, g in self._object_geoms.items()}
+        for i in range(self.data.ncon):
+            c = self.data.contact[i]
+            for pad_geom, other in ((c.geom1, c.geom2), (c.geom2, c.geom1)):
+                if pad_geom in pads and other in geom_to_obj:
+                    touching.setdefault(geom_to_obj[other], set()).add(pads[pad_geom])
+        return sorted(n for n, p in touching.items() if len(p) == 2)
+
+    # ---------------------------------------------------------------- cameras
+    def camera(self, name: str) -> CameraConfig:
+        for cam in self.config.cameras:
+            if cam.name == name:
+                return cam
+        raise KeyError(f"no camera named {name!r}")
+
+    def _renderer(self, cam: CameraConfig) -> mujoco.Renderer:
+        key = (cam.width, cam.height)
+        if key not in self._renderers:
+            self._renderers[key] = mujoco.Renderer(self.model, height=cam.height, width=cam.width)
+        return self._renderers[key]
+
+    def render(self, name: str, depth: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """RGB (H x W x 3 uint8) and metric depth along the optical axis (H x W float32) of a camera."""
+        cam = self.camera(name)
+        t0 = time.perf_counter()
+        renderer = self._renderer(cam)
+        renderer.update_scene(self.data, camera=name)
+        rgb = renderer.render().copy()
+        d = None
+        if depth:
+            renderer.enable_depth_rendering()
+            renderer.update_scene(self.data, camera=name)
+            d = renderer.render().astype(np.float32)
+            renderer.disable_depth_rendering()
+        self.render_wall_time += time.perf_counter() - t0
+        return rgb, d
+
+    def camera_intrinsics(self, name: str) -> np.ndarray:
+        """Pinhole K of a camera (square pixels, principal point at the image centre)."""
+        cam = self.camera(name)
+        fy = (cam.height / 2) / math.tan(math.radians(cam.fovy_deg) / 2)
+        return np.array([[fy, 0.0, cam.width / 2], [0.0, fy, cam.height / 2], [0.0, 0.0, 1.0]])
+
+    def camera_pose_optical(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """World position and rotation of a camera's optical frame (z forward, x right, y down)."""
+        cam_id = self.model.camera(name).id
+        pos = self.data.cam_xpos[cam_id].copy()
+        rot_gl = self.data.cam_xmat[cam_id].reshape(3, 3)
+        # MuJoCo cameras look along -z with y up; the optical (OpenCV/ROS) frame flips y and z.
+        return pos, rot_gl @ np.diag([1.0, -1.0, -1.0])
+
+    def close_renderers(self) -> None:
+        for r in self._renderers.values():
+            r.close()
+        self._renderers.clear()
+
+    def close(self) -> None:
+        self.close_renderers()
