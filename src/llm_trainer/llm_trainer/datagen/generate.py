@@ -1,0 +1,213 @@
+"""``llm-trainer generate``: verified demonstrations through the real node graph.
+
+For each episode: reset the simulator (seeded) -> start recording -> plan (service) -> execute
+(action) -> verify (the simulator's success predicate) -> stop recording with the verdict.
+Failures are kept and marked, never dropped. Episodes parallelise over workers: each worker
+starts its own node graph on its own ROS domain, so graphs never see each other's topics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_trainer.bringup.graph import load_graph
+from llm_trainer.bringup.local import LocalGraph
+from llm_trainer.datagen.graph_client import GraphClient, GraphError
+from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg
+from llm_trainer.primitives import plan_to_dicts
+from llm_trainer.tasks.registry import get_task
+
+
+@dataclass
+class GenerateOptions:
+    task: str
+    episodes: int
+    planner: str = "oracle"
+    out: Path = Path("runs/latest")
+    seed: int = 0
+    workers: int = 1
+    render_cameras: bool = True
+    camera_rate_hz: float = 5.0
+    graph: str = "sim"
+    record: bool = True
+    base_domain_id: int | None = None
+
+    def validate(self) -> None:
+        get_task(self.task)  # raises KeyError naming the known tasks
+        if self.episodes < 1:
+            raise ValueError("--episodes must be at least 1")
+        if not 1 <= self.workers <= 16:
+            raise ValueError("--workers must be within [1, 16]")
+        if self.camera_rate_hz <= 0:
+            raise ValueError("--camera-rate must be positive")
+
+
+@dataclass
+class EpisodeRecord:
+    index: int
+    episode_id: str
+    task: str
+    seed: int
+    instruction: str = ""
+    success: bool = False
+    plan_ok: bool = False
+    execution_ok: bool = False
+    message: str = ""
+    bag_path: str = ""
+    worker: int = 0
+    wall_time: float = 0.0
+    sim_time: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def run_graph_episode(client: GraphClient, task: str, seed: int, episode_id: str, planner: str) -> EpisodeRecord:
+    """One episode through the graph; raises GraphError only when the graph itself fails."""
+    t0 = time.perf_counter()
+    record = EpisodeRecord(0, episode_id, task, seed)
+    reset = client.reset(task, seed)
+    record.instruction = reset.instruction
+    goal = json.loads(reset.goal_json or "{}")
+    scene = scene_from_msg(reset.scene)
+    metadata: dict[str, Any] = {
+        "task": task,
+        "seed": seed,
+        "instruction": reset.instruction,
+        "goal": goal,
+        "scene": scene.to_dict(),
+        "planner": planner,
+    }
+    if client.record:
+        client.start_episode(episode_id, metadata)
+    plan = client.plan(reset.instruction, reset.scene, task, goal, backend=planner)
+    record.plan_ok = plan.success
+    stop_meta: dict[str, Any] = {
+        "plan": plan_to_dicts([primitive_from_msg(p) for p in plan.plan]),
+        "plan_message": plan.message,
+        "planning_time": plan.planning_time,
+        "prompt": plan.prompt,
+        "raw_answer": plan.raw_answer,
+    }
+    if plan.success:
+        result = client.execute(plan.plan)
+        record.execution_ok = result.success
+        record.message = result.message
+        stop_meta["execution"] = {
+            "success": result.success,
+            "error_code": int(result.error_code),
+            "failed_index": int(result.failed_index),
+            "message": result.message,
+        }
+    else:
+        record.message = f"plan rejected: {plan.message}"
+        stop_meta["execution"] = {"success": False, "message": "not executed: the plan was rejected"}
+    check = client.check_success()
+    report = json.loads(check.details_json or "{}")
+    record.success = bool(plan.success and record.execution_ok and check.success)
+    record.details = report
+    stop_meta["success_report"] = report
+    stop_meta["final_scene"] = scene_from_msg(check.scene).to_dict()
+    if client.record:
+        stopped = client.stop_episode(episode_id, stop_meta, record.success)
+        record.bag_path = stopped.bag_path
+    record.sim_time = check.scene.header.stamp.sec + check.scene.header.stamp.nanosec * 1e-9
+    record.wall_time = time.perf_counter() - t0
+    return record
+
+
+def _worker_dirs(out: Path, workers: int, k: int) -> Path:
+    return out if workers == 1 else out / "workers" / f"worker_{k}"
+
+
+def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
+    options.validate()
+    out = Path(options.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    base_domain = options.base_domain_id
+    if base_domain is None:
+        base_domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    graph = load_graph(options.graph)
+    if not options.record:
+        graph.nodes = [n for n in graph.nodes if n.executable != "recorder_node"]
+    indices = list(range(options.episodes))
+    shares = [indices[k :: options.workers] for k in range(options.workers)]
+    records: list[EpisodeRecord] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    episodes_log = out / "episodes.jsonl"
+    t_start = time.perf_counter()
+
+    def worker(k: int) -> None:
+        wdir = _worker_dirs(out, options.workers, k)
+        domain = (base_domain + k) % 233 if options.workers > 1 else base_domain
+        arguments = {
+            "output_dir": str(wdir),
+            "render_cameras": options.render_cameras,
+            "camera_rate_hz": options.camera_rate_hz,
+            "planner_backend": options.planner,
+        }
+        try:
+            with LocalGraph(graph, arguments, log_dir=out / "logs" / f"worker_{k}", domain_id=domain) as local:
+                client = GraphClient(domain_id=domain, record=options.record)
+                try:
+                    client.wait_ready(alive_check=local.check_alive)
+                    for i in shares[k]:
+                        local.check_alive()
+                        rec = run_graph_episode(client, options.task, options.seed + i, f"episode_{i:06d}", options.planner)
+                        rec.index, rec.worker = i, k
+                        with lock:
+                            records.append(rec)
+                            with open(episodes_log, "a", encoding="utf-8") as f:
+                                f.write(json.dumps(asdict(rec)) + "\n")
+                            done = len(records)
+                            ok = sum(r.success for r in records)
+                        status = "ok  " if rec.success else "FAIL"
+                        log(
+                            f"[{done}/{options.episodes}] {status} {rec.episode_id} seed {rec.seed} "
+                            f"({rec.wall_time:.1f} s): {rec.instruction}"
+                            + ("" if rec.success else f" -- {rec.message or 'task check failed'}")
+                            + f"  [{ok} verified so far]"
+                        )
+                finally:
+                    client.close()
+        except (GraphError, RuntimeError) as exc:
+            with lock:
+                errors.append(f"worker {k}: {exc}")
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(options.workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t_start
+    dataset = out / "dataset.hdf5"
+    if options.workers > 1 and options.record:
+        from llm_trainer.datasets.robomimic_hdf5 import merge_datasets
+
+        parts = [_worker_dirs(out, options.workers, k) / "dataset.hdf5" for k in range(options.workers)]
+        merge_datasets([p for p in parts if p.exists()], dataset)
+    records.sort(key=lambda r: r.index)
+    successes = sum(r.success for r in records)
+    summary = {
+        "task": options.task,
+        "planner": options.planner,
+        "episodes": len(records),
+        "requested": options.episodes,
+        "successes": successes,
+        "success_rate": round(successes / len(records), 4) if records else 0.0,
+        "out": str(out),
+        "dataset": str(dataset) if options.record and dataset.exists() else None,
+        "bags": sum(1 for r in records if r.bag_path),
+        "workers": options.workers,
+        "wall_time_s": round(wall, 2),
+        "episodes_per_minute": round(60 * len(records) / wall, 2) if wall > 0 else 0.0,
+        "errors": errors,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

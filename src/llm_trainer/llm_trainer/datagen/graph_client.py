@@ -1,0 +1,151 @@
+"""A blocking client of the node graph: reset, plan, execute, check, record, over real DDS.
+
+The generator drives episodes through the same services and actions a user or another robot
+would call. The client spins its node on a background thread and waits on futures, so every
+call here is a plain blocking function with a timeout and a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import rclpy
+from llm_trainer_interfaces.action import ExecutePlan
+from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
+from llm_trainer_interfaces.srv import CheckSuccess, EpisodeControl, PlanTask, ResetScene
+from rclpy.action import ActionClient
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+
+class GraphError(RuntimeError):
+    """The graph did not answer, or answered with an error."""
+
+
+@dataclass
+class GraphEndpoints:
+    reset: str = "/sim/reset"
+    check_success: str = "/sim/check_success"
+    plan: str = "/planner/plan"
+    execute: str = "/executor/execute_plan"
+    episode: str = "/recorder/episode"
+
+
+class GraphClient:
+    def __init__(self, *, domain_id: int | None = None, endpoints: GraphEndpoints | None = None, record: bool = True):
+        self.endpoints = endpoints or GraphEndpoints()
+        self.record = record
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = Node("llm_trainer_generator", context=self.context)
+        e = self.endpoints
+        self._reset = self.node.create_client(ResetScene, e.reset)
+        self._check = self.node.create_client(CheckSuccess, e.check_success)
+        self._plan = self.node.create_client(PlanTask, e.plan)
+        self._episode = self.node.create_client(EpisodeControl, e.episode) if record else None
+        self._execute = ActionClient(self.node, ExecutePlan, e.execute)
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._spin_thread = threading.Thread(target=self._spin, daemon=True)
+        self._spin_thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except Exception:  # noqa: BLE001 - shutdown races end the spin
+            pass
+
+    # ------------------------------------------------------------------ plumbing
+    def wait_ready(self, timeout: float = 60.0, alive_check=None) -> None:
+        """Wait until every service and action server of the graph is discoverable."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        pending = {
+            self.endpoints.reset: self._reset,
+            self.endpoints.check_success: self._check,
+            self.endpoints.plan: self._plan,
+        }
+        if self._episode is not None:
+            pending[self.endpoints.episode] = self._episode
+        while time.monotonic() < deadline:
+            if alive_check:
+                alive_check()
+            pending = {n: c for n, c in pending.items() if not c.service_is_ready()}
+            if not pending and self._execute.server_is_ready():
+                return
+            time.sleep(0.1)
+        missing = list(pending) + ([] if self._execute.server_is_ready() else [self.endpoints.execute])
+        raise GraphError(f"the node graph did not come up within {timeout:.0f} s; missing: {', '.join(missing)}")
+
+    @staticmethod
+    def _wait(future, timeout: float, what: str):
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            raise GraphError(f"{what}: no answer within {timeout:.0f} s")
+        if future.exception() is not None:
+            raise GraphError(f"{what}: {future.exception()}")
+        return future.result()
+
+    def _call(self, client, request, timeout: float, what: str):
+        return self._wait(client.call_async(request), timeout, what)
+
+    # ------------------------------------------------------------------ the graph's operations
+    def reset(self, task_name: str, seed: int, timeout: float = 60.0) -> ResetScene.Response:
+        response = self._call(self._reset, ResetScene.Request(task_name=task_name, seed=seed), timeout, "reset")
+        if not response.success:
+            raise GraphError(f"reset failed: {response.message}")
+        return response
+
+    def plan(
+        self, instruction: str, scene: SceneStateMsg, task_name: str = "", goal: dict | None = None,
+        backend: str = "", timeout: float = 300.0,
+    ) -> PlanTask.Response:
+        request = PlanTask.Request(
+            instruction=instruction, task_name=task_name, goal_json=json.dumps(goal or {}), scene=scene, backend=backend
+        )
+        return self._call(self._plan, request, timeout, "plan")
+
+    def execute(self, plan, *, dry_run: bool = False, timeout: float = 600.0, feedback=None) -> ExecutePlan.Result:
+        goal_handle = self._wait(
+            self._execute.send_goal_async(ExecutePlan.Goal(plan=plan, dry_run=dry_run), feedback_callback=feedback),
+            30.0, "execute (goal)",
+        )
+        if not goal_handle.accepted:
+            raise GraphError("the executor rejected the goal (is another plan running?)")
+        return self._wait(goal_handle.get_result_async(), timeout, "execute").result
+
+    def check_success(self, timeout: float = 60.0) -> CheckSuccess.Response:
+        return self._call(self._check, CheckSuccess.Request(), timeout, "check_success")
+
+    def start_episode(self, episode_id: str, metadata: dict[str, Any], timeout: float = 30.0) -> EpisodeControl.Response:
+        request = EpisodeControl.Request(
+            command=EpisodeControl.Request.START, episode_id=episode_id, metadata_json=json.dumps(metadata)
+        )
+        response = self._call(self._episode, request, timeout, "recorder start")
+        if not response.ok:
+            raise GraphError(f"recorder refused to start: {response.message}")
+        return response
+
+    def stop_episode(
+        self, episode_id: str, metadata: dict[str, Any], success: bool, timeout: float = 120.0
+    ) -> EpisodeControl.Response:
+        request = EpisodeControl.Request(
+            command=EpisodeControl.Request.STOP, episode_id=episode_id, metadata_json=json.dumps(metadata),
+            task_success=success,
+        )
+        response = self._call(self._episode, request, timeout, "recorder stop")
+        if not response.ok:
+            raise GraphError(f"recorder refused to stop: {response.message}")
+        return response
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._spin_thread.join(timeout=2.0)
