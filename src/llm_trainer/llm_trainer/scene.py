@@ -20,6 +20,17 @@ def normalize_yaw(yaw: float) -> float:
     return math.pi if wrapped == -math.pi else wrapped
 
 
+def _finite(value: Any, what: str) -> float:
+    """``value`` as a finite float, or a ValueError that names ``what``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be finite, got {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class Workspace:
     """Axis-aligned box the tool centre point must stay inside [m]."""
@@ -97,13 +108,17 @@ class ObjectState:
             raise ValueError(f"object {name!r}: position and size need 3 numbers each")
         if not all(math.isfinite(v) for v in (*position, *size)):
             raise ValueError(f"object {name!r}: position and size must be finite")
+        if any(v <= 0 for v in size):
+            raise ValueError(f"object {name!r}: size must be positive, got {list(size)}")
+        yaw = _finite(d.get("yaw", 0.0), f"object {name!r}: yaw")
+        confidence = _finite(d.get("confidence", 1.0), f"object {name!r}: confidence")
         return cls(
             name=name,
             position=position,  # type: ignore[arg-type]
-            yaw=normalize_yaw(float(d.get("yaw", 0.0))),
+            yaw=normalize_yaw(yaw),
             size=size,  # type: ignore[arg-type]
             category=str(d.get("category", "object")),
-            confidence=float(d.get("confidence", 1.0)),
+            confidence=confidence,
             num_views=int(d.get("num_views", 0)),
         )
 
@@ -162,13 +177,16 @@ class SceneState:
             workspace = Workspace.from_list(ws)
         else:
             workspace = Workspace()
+        ee_position = ee.get("position", (0.4, 0.0, 0.5))
+        if not isinstance(ee_position, (list, tuple)) or len(ee_position) != 3:
+            raise ValueError(f"end_effector.position needs 3 numbers, got {ee_position!r}")
         return cls(
             objects=objects,
-            ee_position=tuple(float(v) for v in ee.get("position", (0.4, 0.0, 0.5))),  # type: ignore[arg-type]
-            ee_yaw=float(ee.get("yaw", 0.0)),
-            gripper_width=float(ee.get("gripper_width", 0.08)),
+            ee_position=tuple(_finite(v, "end_effector.position") for v in ee_position),  # type: ignore[arg-type]
+            ee_yaw=_finite(ee.get("yaw", 0.0), "end_effector.yaw"),
+            gripper_width=_finite(ee.get("gripper_width", 0.08), "end_effector.gripper_width"),
             workspace=workspace,
-            table_height=float(d.get("table_height", 0.0)),
+            table_height=_finite(d.get("table_height", 0.0), "table_height"),
             source=str(d.get("source", "ground_truth")),
         )
 

@@ -59,16 +59,15 @@ def time_parameterize(path: np.ndarray, tcp_length: float, yaw_change: float, li
     if len(path) == 1:
         return np.zeros(1)
     vmax = panda.JOINT_VELOCITY_LIMIT * limits.velocity_scaling
-    # Progress measure: time each segment would take at full scaled speed of its slowest joint.
+    # Progress measure: the time each segment needs at full speed under the tightest of the limits:
+    # its slowest joint, the TCP speed and the yaw speed (the samples are evenly spaced along the line).
+    n = len(path) - 1
     seg = np.max(np.abs(np.diff(path, axis=0)) / vmax, axis=1)
+    seg = np.maximum(seg, (tcp_length / n) / limits.max_cartesian_speed)
+    seg = np.maximum(seg, (abs(yaw_change) / n) / limits.max_yaw_speed)
     cumulative = np.concatenate([[0.0], np.cumsum(seg)])
     total = cumulative[-1]
-    duration = max(
-        limits.min_duration,
-        _QUINTIC_PEAK * total,
-        _QUINTIC_PEAK * tcp_length / limits.max_cartesian_speed,
-        _QUINTIC_PEAK * abs(yaw_change) / limits.max_yaw_speed,
-    )
+    duration = max(limits.min_duration, _QUINTIC_PEAK * total)
     if total <= 1e-12:
         return np.linspace(0.0, duration, len(path))
     fraction = cumulative / total

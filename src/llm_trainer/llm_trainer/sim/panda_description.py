@@ -166,9 +166,11 @@ def panda_mjcf_defaults(*, pad_friction: float = 1.5) -> str:
 
 
 # Position-servo gains per joint: stiff enough to track IK trajectories to a few millimetres with
-# gravity compensated by gravcomp; damping keeps them from ringing.
-_KP = (4500, 4500, 3500, 3500, 2000, 2000, 2000)
-_KV = (450, 450, 350, 350, 200, 200, 200)
+# gravity compensated by gravcomp; damping keeps them from ringing. The wrist's light links with the
+# 12 N m torque limit need lower gains: kv 200 there made the clipped damping chatter at 2 ms steps
+# (kv * dt / 2I > 1), so a stopped wrist never came to rest.
+_KP = (4500, 4500, 3500, 3500, 800, 800, 800)
+_KV = (450, 450, 350, 350, 80, 80, 80)
 SERVO_KV_OVER_KP = 0.1  # the same ratio for every joint; trajectory following feeds velocity forward with it
 
 
