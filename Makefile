@@ -13,8 +13,11 @@ ROS_LOG_DIR_TEST := $(BUILD_DIR)/ros_log
 setup:
 	VENV="$(VENV)" bash scripts/setup.sh
 
+# Each demo run gets its own folder: generate refuses to mix two runs in one --out.
+DEMO_OUT ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+
 demo: setup
-	$(VENV)/bin/llm-trainer generate --task stack_blocks --episodes 20 --planner oracle --out runs/demo
+	$(VENV)/bin/llm-trainer generate --task stack_blocks --episodes 20 --planner oracle --out $(DEMO_OUT)
 
 test: setup
 	ROS_LOG_DIR="$(ROS_LOG_DIR_TEST)" $(PY) -m pytest test -q -ra

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", default_gl_backend())
     try:
         return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"llm-trainer: error: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:

@@ -19,6 +19,7 @@ from typing import Any
 from llm_trainer.bringup.graph import load_graph
 from llm_trainer.bringup.local import LocalGraph
 from llm_trainer.datagen.graph_client import GraphClient, GraphError
+from llm_trainer.planning.registry import BACKENDS
 from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg
 from llm_trainer.primitives import plan_to_dicts
 from llm_trainer.tasks.registry import get_task
@@ -40,6 +41,8 @@ class GenerateOptions:
 
     def validate(self) -> None:
         get_task(self.task)  # raises KeyError naming the known tasks
+        if self.planner not in BACKENDS:
+            raise ValueError(f"unknown planner backend {self.planner!r} (available: {', '.join(BACKENDS)})")
         if self.episodes < 1:
             raise ValueError("--episodes must be at least 1")
         if not 1 <= self.workers <= 16:
@@ -127,6 +130,10 @@ def _worker_dirs(out: Path, workers: int, k: int) -> Path:
 def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
     options.validate()
     out = Path(options.out).resolve()
+    previous = [p.name for p in (out / "episodes.jsonl", out / "dataset.hdf5", out / "bags", out / "workers") if p.exists()]
+    if previous:
+        # Never mix two runs (or overwrite one): episode ids and demo numbers would collide.
+        raise FileExistsError(f"{out} already holds a generation run ({', '.join(previous)}); choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
     base_domain = options.base_domain_id
     if base_domain is None:
@@ -142,6 +149,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
     lock = threading.Lock()
     episodes_log = out / "episodes.jsonl"
     t_start = time.perf_counter()
+    startup: list[float] = []
 
     def worker(k: int) -> None:
         wdir = _worker_dirs(out, options.workers, k)
@@ -157,6 +165,8 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
                 client = GraphClient(domain_id=domain, record=options.record)
                 try:
                     client.wait_ready(alive_check=local.check_alive)
+                    with lock:
+                        startup.append(time.perf_counter() - t_start)
                     for i in shares[k]:
                         local.check_alive()
                         rec = run_graph_episode(client, options.task, options.seed + i, f"episode_{i:06d}", options.planner)
@@ -186,9 +196,12 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
     for t in threads:
         t.join()
     wall = time.perf_counter() - t_start
+    # Throughput counts from the moment the graphs were up: start-up is reported on its own.
+    startup_s = max(startup) if startup else wall
+    episode_wall = max(wall - startup_s, 1e-9)
     dataset = out / "dataset.hdf5"
     if options.workers > 1 and options.record:
-        from llm_trainer.datasets.robomimic_hdf5 import merge_datasets
+        from llm_trainer.datasets.merge import merge_datasets
 
         parts = [_worker_dirs(out, options.workers, k) / "dataset.hdf5" for k in range(options.workers)]
         merge_datasets([p for p in parts if p.exists()], dataset)
@@ -206,7 +219,8 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
         "bags": sum(1 for r in records if r.bag_path),
         "workers": options.workers,
         "wall_time_s": round(wall, 2),
-        "episodes_per_minute": round(60 * len(records) / wall, 2) if wall > 0 else 0.0,
+        "startup_time_s": round(startup_s, 2),
+        "episodes_per_minute": round(60 * len(records) / episode_wall, 2),
         "errors": errors,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Benchmark data generation: in process vs through the DDS node graph, with and without cameras.
+
+    .venv/bin/python scripts/benchmark_generation.py [--episodes 6] [--task stack_blocks]
+
+Everything runs in one go on this machine; the table reports episodes per minute, the physics
+real-time factor (simulated seconds per second of mj_step) and the end-to-end real-time factor
+(simulated seconds per wall second), with ratios against the in-process, camera-less baseline
+measured in the same run. Absolute numbers hold for the machine printed in the header only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def in_process(task: str, episodes: int, cameras: bool, camera_rate: float) -> dict:
+    from llm_trainer.datagen.episode import make_in_process_runner, run_episode_in_process
+    from llm_trainer.planning.oracle import OraclePlanner
+    from llm_trainer.sim.mujoco_sim import MujocoSimulation
+    from llm_trainer.sim.sim_config import SimConfig
+
+    sim = MujocoSimulation(SimConfig(render_cameras=cameras, camera_rate_hz=camera_rate))
+    planner = OraclePlanner()
+    executor = make_in_process_runner(sim, planner)
+    frames = {"n": 0, "next": 0.0}
+
+    def render_cameras(s) -> None:
+        # The same work the simulator node does per camera tick, minus DDS.
+        if s.time >= frames["next"]:
+            frames["next"] = s.time + 1.0 / camera_rate
+            for cam in s.config.cameras:
+                s.render(cam.name)
+                frames["n"] += 1
+
+    if cameras:
+        executor.backend.on_step = render_cameras
+    successes, sim_time = 0, 0.0
+    t0 = time.perf_counter()
+    for i in range(episodes):
+        frames["next"] = 0.0
+        outcome = run_episode_in_process(sim, planner, executor, task, i)
+        successes += outcome.success
+        sim_time += sim.time
+    wall = time.perf_counter() - t0
+    result = {
+        "episodes": episodes,
+        "successes": successes,
+        "wall_s": wall,
+        "sim_s": sim_time,
+        "physics_rtf": sim.physics_steps * sim.model.opt.timestep / sim.physics_wall_time,
+        "frames": frames["n"],
+    }
+    sim.close()
+    return result
+
+
+def through_graph(task: str, episodes: int, cameras: bool, camera_rate: float, record: bool) -> dict:
+    from llm_trainer.datagen.generate import GenerateOptions, generate
+
+    with tempfile.TemporaryDirectory(prefix="llmt-bench-") as out:
+        options = GenerateOptions(
+            task=task, episodes=episodes, out=Path(out), render_cameras=cameras, camera_rate_hz=camera_rate,
+            record=record,
+        )
+        summary = generate(options, log=lambda _line: None)
+        sim_time = sum(json.loads(line)["sim_time"] for line in (Path(out) / "episodes.jsonl").read_text().splitlines())
+    if summary["errors"]:
+        raise RuntimeError("; ".join(summary["errors"]))
+    # Graph start-up (process launch + discovery) is reported apart from the per-episode rate.
+    return {
+        "episodes": summary["episodes"],
+        "successes": summary["successes"],
+        "wall_s": summary["wall_time_s"] - summary["startup_time_s"],
+        "startup_s": summary["startup_time_s"],
+        "sim_s": sim_time,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="stack_blocks")
+    parser.add_argument("--episodes", type=int, default=6)
+    parser.add_argument("--camera-rate", type=float, default=5.0)
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}")
+    print(f"task {args.task}, {args.episodes} episodes per configuration, oracle planner, cameras 3 x 320x240 "
+          f"at {args.camera_rate} Hz simulated\n")
+    rows = [
+        ("in-process, no cameras (baseline)", in_process(args.task, args.episodes, False, args.camera_rate)),
+        ("in-process, cameras", in_process(args.task, args.episodes, True, args.camera_rate)),
+        ("DDS graph, no cameras, no recording", through_graph(args.task, args.episodes, False, args.camera_rate, False)),
+        ("DDS graph, cameras, no recording", through_graph(args.task, args.episodes, True, args.camera_rate, False)),
+        ("DDS graph, cameras, recording (MCAP + HDF5)", through_graph(args.task, args.episodes, True, args.camera_rate, True)),
+    ]
+    base_epm = 60 * rows[0][1]["episodes"] / rows[0][1]["wall_s"]
+    header = f"{'configuration':<46}{'ok':>6}{'ep/min':>9}{'x base':>8}{'e2e RTF':>9}{'physics RTF':>13}"
+    print(header)
+    print("-" * len(header))
+    for name, r in rows:
+        epm = 60 * r["episodes"] / r["wall_s"]
+        physics = f"{r['physics_rtf']:.0f}" if "physics_rtf" in r else "-"
+        print(
+            f"{name:<46}{r['successes']:>3}/{r['episodes']:<2}{epm:>9.1f}{epm / base_epm:>8.2f}"
+            f"{r['sim_s'] / r['wall_s']:>9.1f}{physics:>13}"
+        )
+    startups = [r["startup_s"] for _, r in rows if "startup_s" in r]
+    print(f"\ngraph start-up (processes + DDS discovery), not in the rates above: "
+          f"{min(startups):.1f}-{max(startups):.1f} s")
+    print("e2e RTF: simulated seconds per wall second over whole episodes (reset, plan, execute, check).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,286 @@
+"""demo_recorder: records episodes to MCAP on request and exports them to a robomimic HDF5 dataset.
+
+Service ``~/episode`` (llm_trainer_interfaces/srv/EpisodeControl): START opens a bag under
+``<output_dir>/bags/<episode_id>/`` and subscribes (raw CDR, no deserialisation) to the configured
+topics; STOP closes it, writes metadata.json and appends the episode to ``<output_dir>/dataset.hdf5``;
+ABORT closes it and marks it aborted (kept on disk, not exported). All logic lives in
+``llm_trainer.recording`` and ``llm_trainer.datasets``; this node only adapts ROS to them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from llm_trainer.datasets.robomimic_hdf5 import export_episode, make_env_args
+from llm_trainer.recording import (
+    EpisodeRecorder,
+    RecorderError,
+    get_ros2_typestore,
+    header_stamp_ns,
+    parse_metadata_json,
+    read_episode_metadata,
+    update_metadata_json,
+)
+from llm_trainer_interfaces.srv import EpisodeControl
+
+CAMERAS = ("front", "left", "right")
+DEFAULT_TOPICS = [
+    "/joint_states",
+    "/joint_commands",
+    "/ee_pose",
+    "/scene/ground_truth",
+    "/clock",
+    *[f"/cameras/{cam}/{kind}" for cam in CAMERAS for kind in ("color", "depth", "camera_info")],
+]
+DATASET_FILE = "dataset.hdf5"
+RESOLVE_PERIOD_S = 0.25
+
+
+def _message_class(msgtype: str) -> type:
+    """'sensor_msgs/msg/Image' -> the generated Python class (rosidl_runtime_py is not available here)."""
+    pkg, kind, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+
+
+class DemoRecorderNode(Node):
+    """Raw-CDR topic recorder driven by the ``~/episode`` service."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("demo_recorder", **kwargs)
+        self.declare_parameter("output_dir", "data/episodes")
+        self.declare_parameter("topics", DEFAULT_TOPICS)
+        self.declare_parameter("dataset_format", "robomimic")
+        self.declare_parameter("dataset_rate_hz", 10.0)
+        self.declare_parameter("include_images", False)
+        # START waits (at most this long) until its subscriptions have matched the publishers already
+        # advertised, so the first messages of an episode are not lost to DDS discovery.
+        self.declare_parameter("start_match_timeout_s", 5.0)
+
+        self._output_dir = Path(self.get_parameter("output_dir").value).expanduser()
+        self._topics = [str(t) for t in self.get_parameter("topics").value]
+        self._dataset_format = str(self.get_parameter("dataset_format").value)
+        if self._dataset_format not in ("robomimic", "none"):
+            raise ValueError(f"dataset_format must be 'robomimic' or 'none', got {self._dataset_format!r}")
+        self._rate_hz = float(self.get_parameter("dataset_rate_hz").value)
+        self._include_images = bool(self.get_parameter("include_images").value)
+        self._match_timeout_s = float(self.get_parameter("start_match_timeout_s").value)
+
+        self._typestore = get_ros2_typestore()
+        self._recorder = EpisodeRecorder(self._output_dir, typestore=self._typestore)
+        # Subscriptions are created/destroyed by the service and the resolve timer, read by nothing else.
+        self._subs_lock = threading.Lock()
+        self._subs: dict[str, object] = {}
+        self._pending: list[str] = []
+
+        # Message callbacks run in parallel with each other; control (service + timer) is serialised.
+        self._data_group = ReentrantCallbackGroup()
+        self._control_group = MutuallyExclusiveCallbackGroup()
+        self.create_service(EpisodeControl, "~/episode", self._on_episode, callback_group=self._control_group)
+        self._resolve_timer = self.create_timer(
+            RESOLVE_PERIOD_S, self._resolve_pending, callback_group=self._control_group
+        )
+        self._resolve_timer.cancel()
+        self.get_logger().info(
+            f"demo_recorder ready: {len(self._topics)} topics -> {self._output_dir} (dataset: {self._dataset_format})"
+        )
+
+    # ------------------------------------------------------------------ accessors (tests, diagnostics)
+    @property
+    def recorder(self) -> EpisodeRecorder:
+        return self._recorder
+
+    def subscribed_topics(self) -> list[str]:
+        with self._subs_lock:
+            return sorted(self._subs)
+
+    def unmatched_topics(self) -> list[str]:
+        """Subscribed topics whose reader has not yet matched every publisher the graph shows."""
+        with self._subs_lock:
+            subs = dict(self._subs)
+        return sorted(t for t, sub in subs.items() if sub.get_publisher_count() < self.count_publishers(t))
+
+    # ------------------------------------------------------------------ service
+    def _on_episode(self, request: EpisodeControl.Request, response: EpisodeControl.Response):
+        response.ok = False
+        try:
+            if request.command == EpisodeControl.Request.START:
+                self._start(request, response)
+            elif request.command == EpisodeControl.Request.STOP:
+                self._finish(request, response, abort=False)
+            elif request.command == EpisodeControl.Request.ABORT:
+                self._finish(request, response, abort=True)
+            else:
+                response.message = f"unknown command {request.command} (START=0, STOP=1, ABORT=2)"
+        except RecorderError as exc:
+            response.ok = False
+            response.message = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a service must answer, never take the node down
+            self.get_logger().error(f"episode command {request.command} failed: {exc!r}")
+            response.ok = False
+            response.message = f"internal error: {type(exc).__name__}: {exc}"
+        if not response.ok:
+            self.get_logger().warning(f"episode command {request.command} refused: {response.message}")
+        return response
+
+    def _start(self, request, response) -> None:
+        metadata = parse_metadata_json(request.metadata_json, "START metadata_json")
+        bag_path = self._recorder.start(request.episode_id, metadata)
+        self._pending = list(self._topics)
+        self._resolve_pending()
+        if self._pending:
+            # Topics not advertised yet (simulator still starting, cameras enabled later) are retried.
+            self._resolve_timer.reset()
+        # A publisher can see our new reader before our reader sees it; samples sent in that gap are
+        # dropped by a volatile reader. Measured: with camera traffic the gap reached ~0.7 s.
+        deadline = time.monotonic() + self._match_timeout_s
+        unmatched = self.unmatched_topics()
+        while unmatched and time.monotonic() < deadline:
+            time.sleep(0.01)
+            unmatched = self.unmatched_topics()
+        response.ok = True
+        response.episode_id = bag_path.name
+        response.bag_path = str(bag_path)
+        notes = [f"waiting for {', '.join(self._pending)}"] if self._pending else []
+        if unmatched:
+            notes.append(f"not yet matched: {', '.join(unmatched)}")
+        response.message = "; ".join([f"recording {len(self._subs)} topics", *notes])
+        self.get_logger().info(f"START {bag_path.name}: {response.message}")
+
+    def _finish(self, request, response, *, abort: bool) -> None:
+        metadata = parse_metadata_json(request.metadata_json, "STOP metadata_json")
+        if abort:
+            summary = self._recorder.abort(request.episode_id, metadata)
+        else:
+            summary = self._recorder.stop(request.episode_id, metadata, success=request.task_success)
+        self._unsubscribe_all()
+        response.episode_id = summary.episode_id
+        response.bag_path = str(summary.bag_path)
+        response.message_count = summary.message_count
+        response.ok = True
+        response.message = f"{summary.status}: {summary.message_count} messages"
+        if not abort and self._dataset_format == "robomimic":
+            try:
+                demo = self._export(summary.bag_path)
+            except Exception as exc:  # noqa: BLE001 - the bag is safe; report the export problem
+                update_metadata_json(summary.bag_path, {"dataset_error": f"{type(exc).__name__}: {exc}"})
+                response.ok = False
+                response.message = f"bag kept at {summary.bag_path}, but the dataset export failed: {exc}"
+                return
+            response.message += f"; appended as {demo} to {self._output_dir / DATASET_FILE}"
+        self.get_logger().info(f"{'ABORT' if abort else 'STOP'} {summary.episode_id}: {response.message}")
+
+    def _export(self, bag_path: Path) -> str:
+        meta = read_episode_metadata(bag_path)
+        env_args = make_env_args(
+            simulator=str(meta.get("simulator", "mujoco")), task=str(meta.get("task", "")), config=meta.get("config")
+        )
+        dataset = self._output_dir / DATASET_FILE
+        demo = export_episode(
+            bag_path, dataset, rate_hz=self._rate_hz, include_images=self._include_images, env_args=env_args
+        )
+        update_metadata_json(bag_path, {"dataset": {"path": str(dataset), "demo": demo, "format": "robomimic"}})
+        return demo
+
+    # ------------------------------------------------------------------ subscriptions
+    def _resolve_pending(self) -> None:
+        if not self._recorder.active:
+            self._pending = []
+        if not self._pending:
+            self._resolve_timer.cancel()
+            return
+        advertised = dict(self.get_topic_names_and_types())
+        still: list[str] = []
+        for topic in self._pending:
+            types = advertised.get(topic)
+            if not types:
+                still.append(topic)
+                continue
+            if len(types) > 1:
+                self.get_logger().warning(f"{topic} is advertised with several types {types}; recording {types[0]}")
+            try:
+                self._subscribe(topic, types[0])
+            except Exception as exc:  # noqa: BLE001 - one bad topic must not stop the others
+                self.get_logger().error(f"cannot record {topic} ({types[0]}): {exc}")
+        self._pending = still
+
+    def _qos_for(self, topic: str) -> QoSProfile:
+        # Reliable unless a publisher only offers best effort (a reliable reader would never match it).
+        infos = self.get_publishers_info_by_topic(topic)
+        best_effort = any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos)
+        depth = 10 if topic.startswith("/cameras/") else 100
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=depth,
+            reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+
+    def _subscribe(self, topic: str, msgtype: str) -> None:
+        if msgtype not in self._typestore.fielddefs:
+            raise ValueError(f"type {msgtype} is unknown to the bag typestore")
+        msg_class = _message_class(msgtype)
+        recorder, clock = self._recorder, self.get_clock()
+
+        def on_message(data: bytes) -> None:
+            # Header stamps are simulation time; messages without one get this node's clock
+            # (simulation time too when use_sim_time is set).
+            t_ns = header_stamp_ns(data, msgtype, self._typestore)
+            if t_ns is None:
+                t_ns = clock.now().nanoseconds
+            try:
+                recorder.write(topic, msgtype, data, t_ns)
+            except Exception as exc:  # noqa: BLE001 - keep recording the other topics
+                self.get_logger().error(f"dropping a message on {topic}: {exc}", throttle_duration_sec=5.0)
+
+        sub = self.create_subscription(
+            msg_class, topic, on_message, self._qos_for(topic), callback_group=self._data_group, raw=True
+        )
+        with self._subs_lock:
+            self._subs[topic] = sub
+
+    def _unsubscribe_all(self) -> None:
+        self._pending = []
+        self._resolve_timer.cancel()
+        with self._subs_lock:
+            subs, self._subs = self._subs, {}
+        for sub in subs.values():
+            self.destroy_subscription(sub)
+
+    def destroy_node(self) -> None:
+        # Close an episode in flight so its bag gets an index and metadata.yaml.
+        try:
+            summary = self._recorder.shutdown()
+            if summary is not None:
+                self.get_logger().warning(f"closed episode {summary.episode_id} as interrupted")
+        except Exception as exc:  # noqa: BLE001
+            self.get_logger().error(f"closing the open episode failed: {exc!r}")
+        super().destroy_node()
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DemoRecorderNode()
+        executor = MultiThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

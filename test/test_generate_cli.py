@@ -1,0 +1,142 @@
+"""``llm-trainer`` end to end: the CLI starts the real node graph and produces bags and a dataset."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+
+from llm_trainer.recording.bag_reader import bag_summary
+
+
+def _cli() -> list[str]:
+    exe = Path(sys.prefix) / "bin" / "llm-trainer"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "llm_trainer.cli"]
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 300.0) -> subprocess.CompletedProcess:
+    return subprocess.run([*_cli(), *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_generate_records_bags_and_dataset_with_success_flags(tmp_path, ros_env):
+    out = tmp_path / "run"
+    proc = _run(["generate", "--task", "put_block", "--episodes", "3", "--seed", "5", "--out", str(out)], ros_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["task"] == "put_block" and summary["episodes"] == 3
+    assert summary["successes"] == 3, proc.stdout
+    assert Path(summary["out"]) == out.resolve()
+
+    bags = sorted((out / "bags").iterdir())
+    assert [b.name for b in bags] == ["episode_000000", "episode_000001", "episode_000002"]
+    counts = bag_summary(bags[0])
+    for topic in ("/joint_states", "/joint_commands", "/ee_pose", "/scene/ground_truth", "/cameras/front/color",
+                  "/cameras/left/depth", "/cameras/right/camera_info"):
+        assert counts.get(topic, 0) > 0, f"{topic} missing from the bag: {counts}"
+    # Cameras at 5 Hz and joint states at 50 Hz of simulated time: about ten states per image.
+    assert 5 < counts["/joint_states"] / counts["/cameras/front/color"] < 15
+    meta = json.loads((bags[0] / "metadata.json").read_text())
+    assert meta["task"] == "put_block" and meta["seed"] == 5
+    assert meta["instruction"].startswith("put the ")
+    assert meta["plan"] and meta["success_report"]["success"] is True
+
+    with h5py.File(out / "dataset.hdf5", "r") as f:
+        demos = sorted(f["data"].keys())
+        assert demos == ["demo_0", "demo_1", "demo_2"]
+        demo = f["data/demo_1"]
+        assert bool(demo.attrs["success"]) is True
+        assert int(demo.attrs["seed"]) == 6
+        assert demo["actions"].shape[1] == 8 and demo["obs/joint_pos"].shape[1] == 7
+        assert demo["actions"].shape[0] == demo.attrs["num_samples"] > 10
+    lines = (out / "episodes.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["success"] for line in lines)
+    requests = (out / "planner_requests.jsonl").read_text().splitlines()
+    assert len(requests) == 3 and json.loads(requests[0])["backend"] == "oracle"
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_generate_keeps_failed_episodes_marked(tmp_path, repo_root):
+    """Episodes the executor refuses are still recorded and marked failed: nothing is dropped."""
+    import yaml
+
+    from llm_trainer.datagen.generate import GenerateOptions, generate
+
+    # The same graph, but the executor's safety box excludes the table: every plan is refused.
+    executor_cfg = yaml.safe_load((repo_root / "config" / "executor.yaml").read_text())
+    executor_cfg["executor"]["safety"]["workspace"] = [0.2, 0.3, -0.05, 0.05, 0.3, 0.6]
+    (tmp_path / "executor.yaml").write_text(yaml.safe_dump(executor_cfg))
+    graph = yaml.safe_load((repo_root / "config" / "graphs" / "sim.yaml").read_text())
+    for node in graph["nodes"]:
+        if node["name"] == "executor":
+            node["parameters"]["config_file"] = str(tmp_path / "executor.yaml")
+    (tmp_path / "graph.yaml").write_text(yaml.safe_dump(graph))
+
+    out = tmp_path / "run"
+    summary = generate(
+        GenerateOptions(task="put_block", episodes=2, out=out, render_cameras=False, graph=str(tmp_path / "graph.yaml")),
+        log=lambda _line: None,
+    )
+    assert summary["errors"] == []
+    assert summary["episodes"] == 2 and summary["successes"] == 0
+    with h5py.File(out / "dataset.hdf5", "r") as f:
+        assert sorted(f["data"].keys()) == ["demo_0", "demo_1"]
+        assert not any(bool(f[f"data/{d}"].attrs["success"]) for d in f["data"])
+        assert sorted(n.decode() for n in f["mask/failed"][:]) == ["demo_0", "demo_1"]
+    for line in (out / "episodes.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        assert not record["success"] and "safety workspace" in record["message"]
+    assert len(list((out / "bags").iterdir())) == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["generate", "--task", "no_such_task", "--episodes", "2", "--out", "x"], "unknown task 'no_such_task'"),
+        (["generate", "--task", "put_block", "--episodes", "0", "--out", "x"], "--episodes must be at least 1"),
+        (["generate", "--task", "put_block", "--episodes", "1", "--workers", "0", "--out", "x"], "--workers"),
+        (["generate", "--task", "put_block", "--episodes", "1", "--planner", "gpt9", "--out", "x"], "unknown planner"),
+        (["scene", "--task", "nope"], "unknown task 'nope'"),
+        (["bringup", "no_such_graph"], "no graph 'no_such_graph'"),
+        (["generate", "--task", "put_block", "--episodes", "1", "--out", "{existing_run}"], "already holds a generation run"),
+        (["bringup", "sim", "--arg", "novalue"], "NAME=VALUE"),
+    ],
+)
+def test_cli_bad_input_is_one_error_line(args, message, ros_env, tmp_path):
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "episodes.jsonl").write_text("{}\n")
+    args = [a.replace("{existing_run}", str(existing)) for a in args]
+    proc = _run(args, ros_env, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llm-trainer: error:")
+    assert message in lines[0]
+    assert not (tmp_path / "x").exists() and not Path("x").exists()
+
+
+def test_cli_tasks_and_scene(ros_env):
+    proc = _run(["tasks", "--json"], ros_env, timeout=60)
+    assert proc.returncode == 0
+    names = [t["name"] for t in json.loads(proc.stdout)]
+    assert {"put_block", "stack_blocks"} <= set(names)
+    proc = _run(["scene", "--task", "stack_blocks", "--seed", "3"], ros_env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    scene = json.loads(proc.stdout)
+    assert scene["instruction"].startswith("stack ")
+    assert all({"name", "position", "yaw", "size"} <= set(o) for o in scene["objects"])
+    assert set(scene["workspace"]) == {"x_min", "x_max", "y_min", "y_max", "z_min", "z_max"}
+
+
+def test_cli_urdf_matches_committed_file(repo_root, ros_env):
+    proc = _run(["urdf"], ros_env, timeout=60)
+    assert proc.returncode == 0
+    committed = (repo_root / "urdf" / "panda.urdf").read_text()
+    assert proc.stdout == committed, "urdf/panda.urdf is stale: regenerate with `llm-trainer urdf > urdf/panda.urdf`"
