@@ -6,11 +6,11 @@ The node list and parameters come from config/graphs/sim.yaml, the same descript
 `llm-trainer bringup sim` starts on machines without `ros2 launch`.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from launch import LaunchDescription
 from llm_trainer.bringup.graph import load_graph
 from llm_trainer.bringup.launch_support import launch_parameters
 

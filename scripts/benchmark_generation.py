@@ -81,7 +81,11 @@ def through_graph(task: str, episodes: int, cameras: bool, camera_rate: float, r
 
     with tempfile.TemporaryDirectory(prefix="llmt-bench-") as out:
         options = GenerateOptions(
-            task=task, episodes=episodes, out=Path(out), render_cameras=cameras, camera_rate_hz=camera_rate,
+            task=task,
+            episodes=episodes,
+            out=Path(out),
+            render_cameras=cameras,
+            camera_rate_hz=camera_rate,
             record=record,
         )
         summary = generate(options, log=lambda _line: None)
@@ -106,14 +110,22 @@ def main() -> int:
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
-    print(f"task {args.task}, {args.episodes} episodes per configuration, oracle planner, cameras 3 x 320x240 "
-          f"at {args.camera_rate} Hz simulated\n")
+    print(
+        f"task {args.task}, {args.episodes} episodes per configuration, oracle planner, cameras 3 x 320x240 "
+        f"at {args.camera_rate} Hz simulated\n"
+    )
     rows = [
         ("in-process, no cameras (baseline)", in_process(args.task, args.episodes, False, args.camera_rate)),
         ("in-process, cameras", in_process(args.task, args.episodes, True, args.camera_rate)),
-        ("DDS graph, no cameras, no recording", through_graph(args.task, args.episodes, False, args.camera_rate, False)),
+        (
+            "DDS graph, no cameras, no recording",
+            through_graph(args.task, args.episodes, False, args.camera_rate, False),
+        ),
         ("DDS graph, cameras, no recording", through_graph(args.task, args.episodes, True, args.camera_rate, False)),
-        ("DDS graph, cameras, recording (MCAP + HDF5)", through_graph(args.task, args.episodes, True, args.camera_rate, True)),
+        (
+            "DDS graph, cameras, recording (MCAP + HDF5)",
+            through_graph(args.task, args.episodes, True, args.camera_rate, True),
+        ),
     ]
     base_epm = 60 * rows[0][1]["episodes"] / rows[0][1]["wall_s"]
     header = f"{'configuration':<46}{'ok':>6}{'ep/min':>9}{'x base':>8}{'e2e RTF':>9}{'physics RTF':>13}"
@@ -127,8 +139,10 @@ def main() -> int:
             f"{r['sim_s'] / r['wall_s']:>9.1f}{physics:>13}"
         )
     startups = [r["startup_s"] for _, r in rows if "startup_s" in r]
-    print(f"\ngraph start-up (processes + DDS discovery), not in the rates above: "
-          f"{min(startups):.1f}-{max(startups):.1f} s")
+    print(
+        f"\ngraph start-up (processes + DDS discovery), not in the rates above: "
+        f"{min(startups):.1f}-{max(startups):.1f} s"
+    )
     print("e2e RTF: simulated seconds per wall second over whole episodes (reset, plan, execute, check).")
     return 0
 

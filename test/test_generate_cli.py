@@ -36,8 +36,15 @@ def test_generate_records_bags_and_dataset_with_success_flags(tmp_path, ros_env)
     bags = sorted((out / "bags").iterdir())
     assert [b.name for b in bags] == ["episode_000000", "episode_000001", "episode_000002"]
     counts = bag_summary(bags[0])
-    for topic in ("/joint_states", "/joint_commands", "/ee_pose", "/scene/ground_truth", "/cameras/front/color",
-                  "/cameras/left/depth", "/cameras/right/camera_info"):
+    for topic in (
+        "/joint_states",
+        "/joint_commands",
+        "/ee_pose",
+        "/scene/ground_truth",
+        "/cameras/front/color",
+        "/cameras/left/depth",
+        "/cameras/right/camera_info",
+    ):
         assert counts.get(topic, 0) > 0, f"{topic} missing from the bag: {counts}"
     # Cameras at 5 Hz and joint states at 50 Hz of simulated time: about ten states per image.
     assert 5 < counts["/joint_states"] / counts["/cameras/front/color"] < 15
@@ -80,7 +87,9 @@ def test_generate_keeps_failed_episodes_marked(tmp_path, repo_root):
 
     out = tmp_path / "run"
     summary = generate(
-        GenerateOptions(task="put_block", episodes=2, out=out, render_cameras=False, graph=str(tmp_path / "graph.yaml")),
+        GenerateOptions(
+            task="put_block", episodes=2, out=out, render_cameras=False, graph=str(tmp_path / "graph.yaml")
+        ),
         log=lambda _line: None,
     )
     assert summary["errors"] == []
@@ -104,7 +113,10 @@ def test_generate_keeps_failed_episodes_marked(tmp_path, repo_root):
         (["generate", "--task", "put_block", "--episodes", "1", "--planner", "gpt9", "--out", "x"], "unknown planner"),
         (["scene", "--task", "nope"], "unknown task 'nope'"),
         (["bringup", "no_such_graph"], "no graph 'no_such_graph'"),
-        (["generate", "--task", "put_block", "--episodes", "1", "--out", "{existing_run}"], "already holds a generation run"),
+        (
+            ["generate", "--task", "put_block", "--episodes", "1", "--out", "{existing_run}"],
+            "already holds a generation run",
+        ),
         (["bringup", "sim", "--arg", "novalue"], "NAME=VALUE"),
     ],
 )

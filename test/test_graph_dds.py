@@ -90,7 +90,10 @@ def test_unreachable_pose_is_rejected_with_reason_and_no_motion(graph):
     client.reset("put_block", 2)
     q_before, stamp_before = _joint_state(client)
     # Inside the safety box but beyond the arm's reach with a top-down gripper: x 0.75 at table height.
-    plan = [primitive_to_msg(Primitive.move((0.3, 0.0, 0.3), 0.0)), primitive_to_msg(Primitive.move((0.75, 0.4, 0.01), 1.5))]
+    plan = [
+        primitive_to_msg(Primitive.move((0.3, 0.0, 0.3), 0.0)),
+        primitive_to_msg(Primitive.move((0.75, 0.4, 0.01), 1.5)),
+    ]
     result = client.execute(plan)
     assert not result.success
     assert result.error_code == ErrorCode.UNREACHABLE

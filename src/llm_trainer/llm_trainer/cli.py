@@ -88,12 +88,14 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     rows = []
     for name in task_names():
         task = get_task(name)
-        rows.append({
-            "name": name,
-            "instruction_template": task.instruction_template,
-            "oracle_solvable": task.oracle_solvable,
-            "description": task.description,
-        })
+        rows.append(
+            {
+                "name": name,
+                "instruction_template": task.instruction_template,
+                "oracle_solvable": task.oracle_solvable,
+                "description": task.description,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -20,8 +20,8 @@ from llm_trainer.bringup.graph import load_graph
 from llm_trainer.bringup.local import LocalGraph
 from llm_trainer.datagen.graph_client import GraphClient, GraphError
 from llm_trainer.planning.registry import BACKENDS
-from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg
 from llm_trainer.primitives import plan_to_dicts
+from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg
 from llm_trainer.tasks.registry import get_task
 
 
@@ -130,7 +130,9 @@ def _worker_dirs(out: Path, workers: int, k: int) -> Path:
 def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
     options.validate()
     out = Path(options.out).resolve()
-    previous = [p.name for p in (out / "episodes.jsonl", out / "dataset.hdf5", out / "bags", out / "workers") if p.exists()]
+    previous = [
+        p.name for p in (out / "episodes.jsonl", out / "dataset.hdf5", out / "bags", out / "workers") if p.exists()
+    ]
     if previous:
         # Never mix two runs (or overwrite one): episode ids and demo numbers would collide.
         raise FileExistsError(f"{out} already holds a generation run ({', '.join(previous)}); choose a new --out")
@@ -169,7 +171,9 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
                         startup.append(time.perf_counter() - t_start)
                     for i in shares[k]:
                         local.check_alive()
-                        rec = run_graph_episode(client, options.task, options.seed + i, f"episode_{i:06d}", options.planner)
+                        rec = run_graph_episode(
+                            client, options.task, options.seed + i, f"episode_{i:06d}", options.planner
+                        )
                         rec.index, rec.worker = i, k
                         with lock:
                             records.append(rec)

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import rclpy
-from llm_trainer_interfaces.action import ExecutePlan
-from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
-from llm_trainer_interfaces.srv import CheckSuccess, EpisodeControl, PlanTask, ResetScene
 from rclpy.action import ActionClient
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+
+from llm_trainer_interfaces.action import ExecutePlan
+from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
+from llm_trainer_interfaces.srv import CheckSuccess, EpisodeControl, PlanTask, ResetScene
 
 
 class GraphError(RuntimeError):
@@ -103,8 +104,13 @@ class GraphClient:
         return response
 
     def plan(
-        self, instruction: str, scene: SceneStateMsg, task_name: str = "", goal: dict | None = None,
-        backend: str = "", timeout: float = 300.0,
+        self,
+        instruction: str,
+        scene: SceneStateMsg,
+        task_name: str = "",
+        goal: dict | None = None,
+        backend: str = "",
+        timeout: float = 300.0,
     ) -> PlanTask.Response:
         request = PlanTask.Request(
             instruction=instruction, task_name=task_name, goal_json=json.dumps(goal or {}), scene=scene, backend=backend
@@ -114,7 +120,8 @@ class GraphClient:
     def execute(self, plan, *, dry_run: bool = False, timeout: float = 600.0, feedback=None) -> ExecutePlan.Result:
         goal_handle = self._wait(
             self._execute.send_goal_async(ExecutePlan.Goal(plan=plan, dry_run=dry_run), feedback_callback=feedback),
-            30.0, "execute (goal)",
+            30.0,
+            "execute (goal)",
         )
         if not goal_handle.accepted:
             raise GraphError("the executor rejected the goal (is another plan running?)")
@@ -123,7 +130,9 @@ class GraphClient:
     def check_success(self, timeout: float = 60.0) -> CheckSuccess.Response:
         return self._call(self._check, CheckSuccess.Request(), timeout, "check_success")
 
-    def start_episode(self, episode_id: str, metadata: dict[str, Any], timeout: float = 30.0) -> EpisodeControl.Response:
+    def start_episode(
+        self, episode_id: str, metadata: dict[str, Any], timeout: float = 30.0
+    ) -> EpisodeControl.Response:
         request = EpisodeControl.Request(
             command=EpisodeControl.Request.START, episode_id=episode_id, metadata_json=json.dumps(metadata)
         )
@@ -136,7 +145,9 @@ class GraphClient:
         self, episode_id: str, metadata: dict[str, Any], success: bool, timeout: float = 120.0
     ) -> EpisodeControl.Response:
         request = EpisodeControl.Request(
-            command=EpisodeControl.Request.STOP, episode_id=episode_id, metadata_json=json.dumps(metadata),
+            command=EpisodeControl.Request.STOP,
+            episode_id=episode_id,
+            metadata_json=json.dumps(metadata),
             task_success=success,
         )
         response = self._call(self._episode, request, timeout, "recorder stop")
