@@ -323,8 +323,15 @@ def test_recorder_node_records_and_exports(tmp_path, ros_context):  # ros_contex
 
         mismatched = request(EpisodeControl.Request.STOP, episode_id="episode_000042")
         assert not mismatched.ok and "does not match" in mismatched.message
+        bad_until = request(EpisodeControl.Request.STOP, episode_id=episode_id, metadata={"record_until": "late"})
+        assert not bad_until.ok and "record_until" in bad_until.message
 
-        stop_meta = {"plan": [{"primitive": "open_gripper"}], "instruction": "stack red on blue"}
+        last_stamp_s = (T0 + (n - 1) * 20_000_000) / 1e9
+        stop_meta = {
+            "plan": [{"primitive": "open_gripper"}],
+            "instruction": "stack red on blue",
+            "record_until": last_stamp_s,
+        }
         stopped = request(EpisodeControl.Request.STOP, episode_id=episode_id, metadata=stop_meta, success=True)
         assert stopped.ok, stopped.message
         assert stopped.message_count == sum(expected.values())
@@ -338,6 +345,7 @@ def test_recorder_node_records_and_exports(tmp_path, ros_context):  # ros_contex
         assert meta["task"] == "stack_blocks" and meta["seed"] == 7 and meta["scene"] == {"objects": []}
         assert meta["instruction"] == "stack red on blue" and meta["plan"] == stop_meta["plan"]
         assert meta["success"] is True and meta["status"] == "complete"
+        assert meta["record_until_reached"] is True
         assert meta["dataset"]["demo"] == "demo_0"
 
         with h5py.File(tmp_path / "dataset.hdf5", "r") as f:

@@ -115,10 +115,13 @@ def run_graph_episode(client: GraphClient, task: str, seed: int, episode_id: str
     record.details = report
     stop_meta["success_report"] = report
     stop_meta["final_scene"] = scene_from_msg(check.scene).to_dict()
+    record.sim_time = check.scene.header.stamp.sec + check.scene.header.stamp.nanosec * 1e-9
+    # The recorder keeps recording until it has seen /joint_states up to the verdict's time, so the
+    # bag ends where the check ended (messages are still in flight when STOP arrives).
+    stop_meta["record_until"] = record.sim_time
     if client.record:
         stopped = client.stop_episode(episode_id, stop_meta, record.success)
         record.bag_path = stopped.bag_path
-    record.sim_time = check.scene.header.stamp.sec + check.scene.header.stamp.nanosec * 1e-9
     record.wall_time = time.perf_counter() - t0
     return record
 

@@ -2,9 +2,10 @@
 
 Service ``~/episode`` (llm_trainer_interfaces/srv/EpisodeControl): START opens a bag under
 ``<output_dir>/bags/<episode_id>/`` and subscribes (raw CDR, no deserialisation) to the configured
-topics; STOP closes it, writes metadata.json and appends the episode to ``<output_dir>/dataset.hdf5``;
-ABORT closes it and marks it aborted (kept on disk, not exported). All logic lives in
-``llm_trainer.recording`` and ``llm_trainer.datasets``; this node only adapts ROS to them.
+topics; subscriptions are kept across episodes and messages between episodes are ignored. STOP closes
+the bag, writes metadata.json and appends the episode to ``<output_dir>/dataset.hdf5``; ABORT closes
+it and marks it aborted (kept on disk, not exported). All logic lives in ``llm_trainer.recording``
+and ``llm_trainer.datasets``; this node only adapts ROS to them.
 """
 
 from __future__ import annotations
@@ -64,6 +65,19 @@ class DemoRecorderNode(Node):
         # START waits (at most this long) until its subscriptions have matched the publishers already
         # advertised, so the first messages of an episode are not lost to DDS discovery.
         self.declare_parameter("start_match_timeout_s", 5.0)
+        # STOP keeps recording this long first, so messages already in flight (published just before
+        # the STOP request, still queued in DDS or the executor) make it into the bag.
+        self.declare_parameter("stop_drain_s", 0.1)
+        # STOP metadata may carry "record_until" (seconds of header-stamp time, e.g. the stamp of the
+        # final success check): STOP then waits until `sync_topic` has been recorded up to that time, at
+        # most stop_sync_timeout_s. A busy recorder lags the graph; without this the tail is cut off.
+        self.declare_parameter("sync_topic", "/joint_states")
+        self.declare_parameter("stop_sync_timeout_s", 5.0)
+        # Reader queue depths: the backlog DDS keeps while this Python process lags (busy or starved of
+        # CPU). Measured with `llm-trainer generate` on a loaded 2-core machine: depths 100/10 lost up to
+        # 1 s runs of joint states; 1000/30 lost at most single messages and a few camera frames.
+        self.declare_parameter("state_qos_depth", 1000)
+        self.declare_parameter("camera_qos_depth", 30)
 
         self._output_dir = Path(self.get_parameter("output_dir").value).expanduser()
         self._topics = [str(t) for t in self.get_parameter("topics").value]
@@ -73,10 +87,15 @@ class DemoRecorderNode(Node):
         self._rate_hz = float(self.get_parameter("dataset_rate_hz").value)
         self._include_images = bool(self.get_parameter("include_images").value)
         self._match_timeout_s = float(self.get_parameter("start_match_timeout_s").value)
+        self._stop_drain_s = float(self.get_parameter("stop_drain_s").value)
+        self._sync_topic = str(self.get_parameter("sync_topic").value)
+        self._sync_timeout_s = float(self.get_parameter("stop_sync_timeout_s").value)
+        self._state_depth = int(self.get_parameter("state_qos_depth").value)
+        self._camera_depth = int(self.get_parameter("camera_qos_depth").value)
 
         self._typestore = get_ros2_typestore()
         self._recorder = EpisodeRecorder(self._output_dir, typestore=self._typestore)
-        # Subscriptions are created/destroyed by the service and the resolve timer, read by nothing else.
+        # Subscriptions are created by the service and the resolve timer and kept until the node ends.
         self._subs_lock = threading.Lock()
         self._subs: dict[str, object] = {}
         self._pending: list[str] = []
@@ -134,13 +153,16 @@ class DemoRecorderNode(Node):
     def _start(self, request, response) -> None:
         metadata = parse_metadata_json(request.metadata_json, "START metadata_json")
         bag_path = self._recorder.start(request.episode_id, metadata)
-        self._pending = list(self._topics)
+        # Subscriptions outlive episodes (messages between episodes are ignored): a new reader would
+        # need DDS discovery again and could miss the first samples of every episode.
+        with self._subs_lock:
+            self._pending = [t for t in self._topics if t not in self._subs]
         self._resolve_pending()
         if self._pending:
             # Topics not advertised yet (simulator still starting, cameras enabled later) are retried.
             self._resolve_timer.reset()
-        # A publisher can see our new reader before our reader sees it; samples sent in that gap are
-        # dropped by a volatile reader. Measured: with camera traffic the gap reached ~0.7 s.
+        # Discovery is one-sided for a moment: a publisher may already send to a new reader that has
+        # not matched it yet, and a volatile reader drops those samples. Wait for our side to match.
         deadline = time.monotonic() + self._match_timeout_s
         unmatched = self.unmatched_topics()
         while unmatched and time.monotonic() < deadline:
@@ -157,16 +179,27 @@ class DemoRecorderNode(Node):
 
     def _finish(self, request, response, *, abort: bool) -> None:
         metadata = parse_metadata_json(request.metadata_json, "STOP metadata_json")
+        notes: list[str] = []
+        if self._recorder.active and (not request.episode_id or request.episode_id == self._recorder.episode_id):
+            # Message callbacks run on other executor threads meanwhile.
+            if self._stop_drain_s > 0:
+                time.sleep(self._stop_drain_s)
+            if "record_until" in metadata:
+                reached = self._wait_recorded_until(metadata["record_until"])
+                metadata["record_until_reached"] = reached
+                if not reached:
+                    notes.append(f"{self._sync_topic} not recorded up to record_until={metadata['record_until']}")
         if abort:
             summary = self._recorder.abort(request.episode_id, metadata)
         else:
             summary = self._recorder.stop(request.episode_id, metadata, success=request.task_success)
-        self._unsubscribe_all()
+        self._pending = []
+        self._resolve_timer.cancel()
         response.episode_id = summary.episode_id
         response.bag_path = str(summary.bag_path)
         response.message_count = summary.message_count
         response.ok = True
-        response.message = f"{summary.status}: {summary.message_count} messages"
+        response.message = "; ".join([f"{summary.status}: {summary.message_count} messages", *notes])
         if not abort and self._dataset_format == "robomimic":
             try:
                 demo = self._export(summary.bag_path)
@@ -177,6 +210,19 @@ class DemoRecorderNode(Node):
                 return
             response.message += f"; appended as {demo} to {self._output_dir / DATASET_FILE}"
         self.get_logger().info(f"{'ABORT' if abort else 'STOP'} {summary.episode_id}: {response.message}")
+
+    def _wait_recorded_until(self, until: object) -> bool:
+        if isinstance(until, bool) or not isinstance(until, (int, float)):
+            raise RecorderError(f"record_until must be a number of seconds, got {until!r}")
+        target_ns = int(round(float(until) * 1e9))
+        deadline = time.monotonic() + self._sync_timeout_s
+        while True:
+            latest = self._recorder.latest_ns(self._sync_topic)
+            if latest is not None and latest >= target_ns:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
     def _export(self, bag_path: Path) -> str:
         meta = read_episode_metadata(bag_path)
@@ -216,7 +262,7 @@ class DemoRecorderNode(Node):
         # Reliable unless a publisher only offers best effort (a reliable reader would never match it).
         infos = self.get_publishers_info_by_topic(topic)
         best_effort = any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos)
-        depth = 10 if topic.startswith("/cameras/") else 100
+        depth = self._camera_depth if topic.startswith("/cameras/") else self._state_depth
         return QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=depth,
@@ -246,14 +292,6 @@ class DemoRecorderNode(Node):
         )
         with self._subs_lock:
             self._subs[topic] = sub
-
-    def _unsubscribe_all(self) -> None:
-        self._pending = []
-        self._resolve_timer.cancel()
-        with self._subs_lock:
-            subs, self._subs = self._subs, {}
-        for sub in subs.values():
-            self.destroy_subscription(sub)
 
     def destroy_node(self) -> None:
         # Close an episode in flight so its bag gets an index and metadata.yaml.

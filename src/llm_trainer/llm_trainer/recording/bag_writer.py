@@ -157,6 +157,7 @@ class EpisodeBagWriter:
         self._writer.open()
         self._connections: dict[str, Connection] = {}
         self.counts: dict[str, int] = {}
+        self.last_ns: dict[str, int] = {}  # newest log time per topic
         self.start_ns: int | None = None
         self.end_ns: int | None = None
         self._closed = False
@@ -203,6 +204,7 @@ class EpisodeBagWriter:
         t_ns = int(t_ns)
         self._writer.write(conn, t_ns, cdr_bytes)
         self.counts[topic] += 1
+        self.last_ns[topic] = max(t_ns, self.last_ns.get(topic, t_ns))
         self.start_ns = t_ns if self.start_ns is None else min(self.start_ns, t_ns)
         self.end_ns = t_ns if self.end_ns is None else max(self.end_ns, t_ns)
         if time.monotonic() - self._last_flush >= self._flush_interval_s:
@@ -320,7 +322,7 @@ class EpisodeRecorder:
         self._flush_interval_s = flush_interval_s
         self._lock = threading.Lock()
         self._bag: EpisodeBagWriter | None = None
-        self.dropped = 0
+        self.ignored = 0  # messages that arrived while no episode was open
 
     @property
     def active(self) -> bool:
@@ -339,6 +341,11 @@ class EpisodeRecorder:
     def counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._bag.counts) if self._bag is not None else {}
+
+    def latest_ns(self, topic: str) -> int | None:
+        """Newest log time recorded on ``topic`` in the open episode (None if nothing yet)."""
+        with self._lock:
+            return self._bag.last_ns.get(topic) if self._bag is not None else None
 
     def start(self, episode_id: str = "", metadata: dict[str, Any] | None = None) -> Path:
         """Open a bag for a new episode; an empty id gets the next free ``episode_NNNNNN``."""
@@ -369,10 +376,10 @@ class EpisodeRecorder:
             return self._bag.path
 
     def write(self, topic: str, msgtype: str, cdr_bytes: bytes | memoryview, t_ns: int) -> bool:
-        """Record one message if an episode is open; returns False (and counts a drop) otherwise."""
+        """Record one message if an episode is open; returns False (and counts it as ignored) otherwise."""
         with self._lock:
             if self._bag is None:
-                self.dropped += 1
+                self.ignored += 1
                 return False
             self._bag.write(topic, msgtype, cdr_bytes, t_ns)
             return True
