@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_trainer.bringup.graph import GraphSpec, ros_args
+from llm_trainer.config import config_dir
 
 
 def default_gl_backend() -> str:
@@ -50,6 +51,10 @@ class LocalGraph:
         env = dict(os.environ)
         env.setdefault("MUJOCO_GL", default_gl_backend())
         env.setdefault("ROS_LOG_DIR", str(self.log_dir / "ros"))
+        # Large shared-memory segments so small messages are not dropped behind camera images.
+        profile = config_dir() / "fastdds.xml"
+        if profile.exists():
+            env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))
         if self.domain_id is not None:
             env["ROS_DOMAIN_ID"] = str(self.domain_id)
         env.update(self.extra_env)
