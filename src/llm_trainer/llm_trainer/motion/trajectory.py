@@ -5,6 +5,11 @@ A ``move_gripper`` primitive becomes a straight line of the TCP from where it is
 IK warm-started from the previous sample, then timed with a quintic (minimum-jerk) profile whose
 duration respects the joint velocity limits scaled by ``velocity_scaling`` and a Cartesian speed
 limit. Straight lines matter here: descents onto an object must not swing sideways into it.
+
+Joint-space paths from the collision-aware planner (``llm_trainer.motion.planning``) are timed by
+``time_joint_path``: a quintic per segment, at rest at every via point, so the arm follows exactly
+the polyline that was checked for collisions. Every timing is then stretched, if needed, so that
+no joint exceeds its acceleration limit scaled by ``acceleration_scaling``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from llm_trainer.sim import panda_description as panda
 _QUINTIC_PEAK = 1.875
 _U = np.linspace(0.0, 1.0, 2001)
 _S = 10 * _U**3 - 15 * _U**4 + 6 * _U**5
+
+#: Franka's published joint acceleration limits for the Panda (FER) [rad/s^2].
+JOINT_ACCELERATION_LIMIT = np.array([15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0])
 
 
 @dataclass
@@ -52,6 +60,7 @@ class TimingLimits:
     max_cartesian_speed: float = 0.25  # [m/s] of the TCP
     max_yaw_speed: float = 1.0  # [rad/s]
     min_duration: float = 0.25  # [s]
+    acceleration_scaling: float = 0.3  # fraction of the Panda's joint acceleration limits
 
 
 def time_parameterize(path: np.ndarray, tcp_length: float, yaw_change: float, limits: TimingLimits) -> np.ndarray:
@@ -71,7 +80,97 @@ def time_parameterize(path: np.ndarray, tcp_length: float, yaw_change: float, li
     if total <= 1e-12:
         return np.linspace(0.0, duration, len(path))
     fraction = cumulative / total
-    return np.interp(fraction, _S, _U) * duration
+    times = np.interp(fraction, _S, _U) * duration
+    return limit_acceleration(times, path, JOINT_ACCELERATION_LIMIT * limits.acceleration_scaling)
+
+
+def joint_accelerations(times: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Accelerations at the inner knots of the piecewise-linear trajectory (finite differences), (N-2) x 7."""
+    times = np.asarray(times, float)
+    positions = np.asarray(positions, float)
+    if len(times) < 3:
+        return np.zeros((0, positions.shape[1] if positions.ndim == 2 else 7))
+    dt = np.diff(times)
+    moving = dt > 1e-9
+    velocity = np.zeros((len(dt), positions.shape[1]))
+    velocity[moving] = np.diff(positions, axis=0)[moving] / dt[moving, None]
+    span = (dt[1:] + dt[:-1]) / 2
+    span = np.where(span > 1e-9, span, np.inf)
+    return np.diff(velocity, axis=0) / span[:, None]
+
+
+def limit_acceleration(times: np.ndarray, positions: np.ndarray, max_acceleration: np.ndarray) -> np.ndarray:
+    """Stretch ``times`` uniformly (accelerations scale with 1/k^2) until every joint is within its limit."""
+    acc = joint_accelerations(times, positions)
+    if acc.size == 0:
+        return times
+    ratio = float(np.max(np.abs(acc) / max_acceleration))
+    if ratio <= 1.0:
+        return times
+    return times * math.sqrt(ratio) * (1 + 1e-9)
+
+
+def fit_to_limits(trajectory: JointTrajectory, limits: TimingLimits) -> JointTrajectory:
+    """The same path, slowed down uniformly (if at all) until its velocities and accelerations are within
+    the scaled limits; used after splicing the measured start configuration into a planned trajectory."""
+    times, q = np.asarray(trajectory.times, float), np.asarray(trajectory.positions, float)
+    dt = np.diff(times)
+    moving = dt > 1e-9
+    k = 1.0
+    if moving.any():
+        vmax = panda.JOINT_VELOCITY_LIMIT * limits.velocity_scaling
+        k = max(k, float(np.max(np.abs(np.diff(q, axis=0)[moving]) / dt[moving, None] / vmax)))
+    acc = joint_accelerations(times, q)
+    if acc.size:
+        k = max(k, math.sqrt(float(np.max(np.abs(acc) / (JOINT_ACCELERATION_LIMIT * limits.acceleration_scaling)))))
+    if k <= 1.0:
+        return trajectory
+    return JointTrajectory(trajectory.joint_names, times * k * (1 + 1e-9), q)
+
+
+def time_joint_path(
+    kin: PandaKinematics, vertices: np.ndarray, limits: TimingLimits, *, step: float = 0.05
+) -> tuple[JointTrajectory, float]:
+    """Time a joint-space polyline: each segment a quintic from rest to rest within the limits.
+
+    Segments are sampled every ``step`` rad (largest joint) so that the TCP speed limit and the
+    controller's linear interpolation see the same path. Returns the trajectory and the TCP path length.
+    """
+    vertices = np.asarray(vertices, float)
+    vmax = panda.JOINT_VELOCITY_LIMIT * limits.velocity_scaling
+    all_q = [vertices[0]]
+    all_t = [0.0]
+    tcp_length = 0.0
+    t0 = 0.0
+    for a, b in zip(vertices[:-1], vertices[1:]):
+        n = max(1, math.ceil(float(np.max(np.abs(b - a))) / step))
+        qs = a + (b - a) * np.linspace(0.0, 1.0, n + 1)[:, None]
+        poses = [kin.forward(q) for q in qs]
+        tcp = np.array([p for p, _ in poses])
+        yaw = np.unwrap([math.atan2(r[1, 0], r[0, 0]) for _, r in poses])
+        dist = np.linalg.norm(np.diff(tcp, axis=0), axis=1)
+        tcp_length += float(dist.sum())
+        seg = np.max(np.abs(np.diff(qs, axis=0)) / vmax, axis=1)
+        seg = np.maximum(seg, dist / limits.max_cartesian_speed)
+        seg = np.maximum(seg, np.abs(np.diff(yaw)) / limits.max_yaw_speed)
+        cumulative = np.concatenate([[0.0], np.cumsum(seg)])
+        total = float(cumulative[-1])
+        duration = max(limits.min_duration, _QUINTIC_PEAK * total)
+        if total <= 1e-12:
+            times = np.linspace(0.0, duration, len(qs))
+        else:
+            times = np.interp(cumulative / total, _S, _U) * duration
+        times = limit_acceleration(times, qs, JOINT_ACCELERATION_LIMIT * limits.acceleration_scaling)
+        all_q.extend(qs[1:])
+        all_t.extend((t0 + times[1:]).tolist())
+        t0 += float(times[-1])
+    return JointTrajectory(panda.JOINT_NAMES, np.array(all_t), np.array(all_q)), tcp_length
+
+
+def tcp_path_length(kin: PandaKinematics, positions: np.ndarray) -> float:
+    """Length of the TCP polyline through the FK of each joint waypoint [m]."""
+    tcp = np.array([kin.forward(q)[0] for q in positions])
+    return float(np.linalg.norm(np.diff(tcp, axis=0), axis=1).sum()) if len(tcp) > 1 else 0.0
 
 
 def plan_straight_line(

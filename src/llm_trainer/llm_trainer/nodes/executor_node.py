@@ -1,8 +1,16 @@
 """Executor node: the ``~/execute_plan`` action (ExecutePlan) over a pluggable motion backend.
 
-Every plan is validated and fully planned (IK along every path) before the first motion; feedback
-is sent per primitive; cancel stops the arm at once. Backends: ``sim`` (the simulator node's
-controllers); ``moveit`` and ``panda_py`` are for the lab robot and need their libraries.
+Every plan is validated and fully planned (collision-aware, against the scene) before the first
+motion; feedback is sent per primitive; cancel stops the arm at once. Backends (parameter
+``backend``, default from ``config/executor.yaml``):
+
+- ``sim``: the simulator node's controller actions (``controller_namespace``);
+- ``moveit``: MoveIt 2 through moveit_py (``config/moveit.yaml``);
+- ``panda_py``: panda-py direct control (``config/panda_py.yaml``).
+
+The hardware backends start only with ``confirm_hardware:=true`` and ``robot_ip:=...`` (parameters
+or their YAML). Obstacles come from the ``scene_topic`` (``/scene/ground_truth`` in simulation,
+``/scene/objects`` from perception); each plan waits for a scene published after its goal arrived.
 """
 
 from __future__ import annotations
@@ -16,16 +24,45 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 from llm_trainer.config import ConfigError
+from llm_trainer.execution.backends import HARDWARE_BACKENDS, BackendUnavailable, make_hardware_backend
 from llm_trainer.execution.executor import ErrorCode, PlanExecutor
 from llm_trainer.execution.executor_config import load_executor_config
-from llm_trainer.ros.conversions import primitive_from_msg, status_to_msg
-from llm_trainer.ros.sim_controller_backend import BackendUnavailable, SimControllerBackend
+from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg, status_to_msg
+from llm_trainer.ros.sim_controller_backend import SimControllerBackend
+from llm_trainer.scene import SceneState
 from llm_trainer_interfaces.action import ExecutePlan
+from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 
-HARDWARE_BACKENDS = {
-    "moveit": "MoveIt 2's Python API (moveit_py): install ros-jazzy-moveit-py on a full ROS 2 install (see docker/)",
-    "panda_py": "panda-py: pip install panda-python (bundles libfranka 0.9.2 for the Panda FER)",
-}
+
+class SceneSubscriber:
+    """The latest SceneState from a topic; ``fresh()`` waits for one received after the call."""
+
+    def __init__(self, node: Node, topic: str, callback_group=None):
+        self._cond = threading.Condition()
+        self._scene: SceneState | None = None
+        self._count = 0
+        self.topic = topic
+        node.create_subscription(SceneStateMsg, topic, self._on_scene, 10, callback_group=callback_group)
+
+    def _on_scene(self, msg: SceneStateMsg) -> None:
+        try:
+            scene = scene_from_msg(msg)
+        except ValueError:
+            return  # malformed (e.g. non-finite) scenes are not obstacles to trust
+        with self._cond:
+            self._scene = scene
+            self._count += 1
+            self._cond.notify_all()
+
+    def latest(self) -> SceneState | None:
+        with self._cond:
+            return self._scene
+
+    def fresh(self, timeout: float) -> SceneState | None:
+        with self._cond:
+            target = self._count + 1
+            self._cond.wait_for(lambda: self._count >= target, timeout=timeout)
+            return self._scene if self._count >= target else None
 
 
 class ExecutorNode(Node):
@@ -34,6 +71,11 @@ class ExecutorNode(Node):
         self.declare_parameter("config_file", "")
         self.declare_parameter("backend", "")
         self.declare_parameter("controller_namespace", "/sim")
+        self.declare_parameter("scene_topic", "<config>")  # "<config>": executor.yaml's scene_topic; "" = none
+        self.declare_parameter("scene_timeout", 2.0)  # [s] waiting for a fresh scene per plan
+        self.declare_parameter("confirm_hardware", False)
+        self.declare_parameter("robot_ip", "")
+        self.declare_parameter("hardware_config_file", "")  # default: config/<backend>.yaml
         self.config = load_executor_config(self.get_parameter("config_file").value or None)
         backend_name = self.get_parameter("backend").value or self.config.backend
         self._group = ReentrantCallbackGroup()
@@ -42,12 +84,24 @@ class ExecutorNode(Node):
                 self, self.get_parameter("controller_namespace").value, callback_group=self._group
             )
         elif backend_name in HARDWARE_BACKENDS:
-            raise BackendUnavailable(
-                f"executor backend {backend_name!r} is not available here: {HARDWARE_BACKENDS[backend_name]}"
+            overrides = {"robot_ip": self.get_parameter("robot_ip").value}
+            if self.get_parameter("confirm_hardware").value is True:
+                overrides["confirm_hardware"] = True
+            self.backend = make_hardware_backend(
+                backend_name,
+                node=self,
+                path=self.get_parameter("hardware_config_file").value or None,
+                overrides=overrides,
             )
         else:
-            raise ConfigError(f"unknown executor backend {backend_name!r}")
-        self.executor_core = PlanExecutor(self.backend, self.config)
+            raise ConfigError(f"unknown executor backend {backend_name!r} (sim, {', '.join(HARDWARE_BACKENDS)})")
+        topic = self.get_parameter("scene_topic").value
+        topic = self.config.scene_topic if topic == "<config>" else topic
+        self._scenes = SceneSubscriber(self, topic, self._group) if topic else None
+        self._scene_timeout = float(self.get_parameter("scene_timeout").value)
+        self.executor_core = PlanExecutor(
+            self.backend, self.config, scene_source=self._scenes.latest if self._scenes else (lambda: None)
+        )
         self._busy = threading.Lock()
         self._cancel_events: dict[bytes, threading.Event] = {}
         ActionServer(
@@ -59,7 +113,7 @@ class ExecutorNode(Node):
             cancel_callback=self._on_cancel,
             callback_group=self._group,
         )
-        self.get_logger().info(f"executor ready: backend {backend_name}")
+        self.get_logger().info(f"executor ready: backend {backend_name}, scene from {topic or 'nowhere (table only)'}")
 
     def _on_goal(self, _goal) -> GoalResponse:
         return GoalResponse.REJECT if self._busy.locked() else GoalResponse.ACCEPT
@@ -88,8 +142,15 @@ class ExecutorNode(Node):
                 def feedback(status, total):
                     goal_handle.publish_feedback(ExecutePlan.Feedback(current=status_to_msg(status), total=total))
 
+                # A scene published after the goal arrived: never plan around a previous episode's objects.
+                scene = self._scenes.fresh(self._scene_timeout) if self._scenes else None
+                if self._scenes is not None and scene is None:
+                    self.get_logger().warning(
+                        f"no fresh scene on {self._scenes.topic} within {self._scene_timeout} s; "
+                        "planning around the last one received (if any)"
+                    )
                 outcome = self.executor_core.execute(
-                    plan, dry_run=goal_handle.request.dry_run, feedback=feedback, cancel=cancel
+                    plan, dry_run=goal_handle.request.dry_run, feedback=feedback, cancel=cancel, scene=scene
                 )
         finally:
             self._cancel_events.pop(key, None)
@@ -106,6 +167,14 @@ class ExecutorNode(Node):
             self.get_logger().warning(f"plan failed: {outcome.message}")
             goal_handle.abort()
         return result
+
+    def destroy_node(self) -> None:
+        backend = getattr(self, "backend", None)  # absent when the constructor failed
+        try:
+            if backend is not None:
+                backend.close()
+        finally:
+            super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

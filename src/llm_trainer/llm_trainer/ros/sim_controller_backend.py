@@ -17,16 +17,16 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
-from llm_trainer.execution.backend import MotionBackend
+from llm_trainer.execution.backend import TIMED_OUT, GripperResult, MotionBackend
+from llm_trainer.execution.backends.common import BackendUnavailable
 from llm_trainer.motion.trajectory import JointTrajectory
 from llm_trainer.ros.conversions import trajectory_to_msg
 from llm_trainer.sim import panda_description as panda
 from llm_trainer.sim.mujoco_sim import GripperOutcome, TrajectoryOutcome
 from llm_trainer_interfaces.action import FollowJointTrajectory, GripperCommand
 
-
-class BackendUnavailable(RuntimeError):
-    pass
+#: Seconds granted on top of a timeout for the goal and result to travel over DDS.
+TRANSPORT_SLACK = 10.0
 
 
 def _wait_future(future, timeout: float) -> bool:
@@ -93,9 +93,12 @@ class SimControllerBackend(MotionBackend):
             return self._q.copy()
 
     def _run_goal(self, client: ActionClient, goal, cancel: threading.Event, timeout: float):
+        """The action's result, or "rejected" / "timeout". The timeout is wall-clock time (the
+        simulator runs at least as fast as real time here); on it the goal is cancelled, which
+        makes the controller hold the arm where it is."""
         send = client.send_goal_async(goal)
-        if not _wait_future(send, 10.0) or not send.result().accepted:
-            return None
+        if not _wait_future(send, TRANSPORT_SLACK) or not send.result().accepted:
+            return "rejected"
         handle = send.result()
         result_future = handle.get_result_async()
         deadline = time.monotonic() + timeout
@@ -107,21 +110,29 @@ class SimControllerBackend(MotionBackend):
             if time.monotonic() > deadline:
                 handle.cancel_goal_async()
                 _wait_future(result_future, 5.0)
-                return None
+                return "timeout"
         return result_future.result().result
 
-    def follow_joint_trajectory(self, trajectory: JointTrajectory, cancel: threading.Event) -> TrajectoryOutcome:
+    def follow_joint_trajectory(
+        self, trajectory: JointTrajectory, cancel: threading.Event, timeout: float = float("inf")
+    ) -> TrajectoryOutcome:
         goal = FollowJointTrajectory.Goal(trajectory=trajectory_to_msg(trajectory), goal_tolerance=0.01)
-        result = self._run_goal(self._trajectory, goal, cancel, timeout=trajectory.duration * 20 + 30.0)
-        if result is None:
-            return TrajectoryOutcome(-5, float("inf"), 0.0, 0.0, "the trajectory controller did not answer in time")
+        wall = min(timeout, trajectory.duration * 20 + 30.0) + TRANSPORT_SLACK
+        result = self._run_goal(self._trajectory, goal, cancel, timeout=wall)
+        if result == "rejected":
+            return TrajectoryOutcome(-1, float("inf"), 0.0, 0.0, "the trajectory controller rejected the goal")
+        if result == "timeout":
+            return TrajectoryOutcome(TIMED_OUT, float("inf"), 0.0, 0.0, f"no result within {wall:.0f} s; cancelled")
         final = None
         if len(result.final_positions) == len(panda.JOINT_NAMES):
             final = np.array(result.final_positions)
         return TrajectoryOutcome(result.error_code, result.final_error, 0.0, 0.0, result.message, final)
 
-    def move_gripper(self, width: float, force: float, cancel: threading.Event) -> GripperOutcome:
-        result = self._run_goal(self._gripper, GripperCommand.Goal(width=width, max_effort=force), cancel, timeout=30.0)
-        if result is None:
-            return GripperOutcome(float("nan"), stalled=False, reached_goal=False)
-        return GripperOutcome(result.width, result.stalled, result.reached_goal)
+    def move_gripper(
+        self, width: float, force: float, cancel: threading.Event, timeout: float = float("inf")
+    ) -> GripperOutcome:
+        goal = GripperCommand.Goal(width=width, max_effort=force)
+        result = self._run_goal(self._gripper, goal, cancel, timeout=min(timeout, 30.0) + TRANSPORT_SLACK)
+        if isinstance(result, str):
+            return GripperResult(float("nan"), False, False, timed_out=result == "timeout", message=result)
+        return GripperResult(result.width, result.stalled, result.reached_goal)
