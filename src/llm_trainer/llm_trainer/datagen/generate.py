@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,8 @@ class GenerateOptions:
             raise ValueError("--episodes must be at least 1")
         if not 1 <= self.workers <= 16:
             raise ValueError("--workers must be within [1, 16]")
+        if self.base_domain_id is not None and not 0 <= self.base_domain_id <= 232 - self.workers:
+            raise ValueError(f"--domain-id must be within [0, {232 - self.workers}] for {self.workers} worker(s)")
         if self.camera_rate_hz <= 0:
             raise ValueError("--camera-rate must be positive")
 
@@ -142,7 +145,9 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     base_domain = options.base_domain_id
     if base_domain is None:
-        base_domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
+        # Each run starts private graphs: a random domain keeps two runs (or someone's other nodes on
+        # the default domain 0) from answering each other's services. --domain-id pins it.
+        base_domain = random.randint(1, 200 - options.workers)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     graph = load_graph(options.graph)
     if not options.record:
@@ -158,7 +163,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
 
     def worker(k: int) -> None:
         wdir = _worker_dirs(out, options.workers, k)
-        domain = (base_domain + k) % 233 if options.workers > 1 else base_domain
+        domain = base_domain + k
         arguments = {
             "output_dir": str(wdir),
             "render_cameras": options.render_cameras,
@@ -225,6 +230,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
         "dataset": str(dataset) if options.record and dataset.exists() else None,
         "bags": sum(1 for r in records if r.bag_path),
         "workers": options.workers,
+        "ros_domain_ids": [base_domain + k for k in range(options.workers)],
         "wall_time_s": round(wall, 2),
         "startup_time_s": round(startup_s, 2),
         "episodes_per_minute": round(60 * len(records) / episode_wall, 2),
