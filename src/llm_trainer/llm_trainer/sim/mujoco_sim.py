@@ -20,7 +20,7 @@ import numpy as np
 from llm_trainer.scene import ObjectState, SceneState, Workspace, normalize_yaw
 from llm_trainer.sim import panda_description as panda
 from llm_trainer.sim.sim_config import CameraConfig, SimConfig
-from llm_trainer.tasks.base import ObjectSpec, SuccessReport, Task, TaskInstance
+from llm_trainer.tasks.base import ObjectSpec, Part, SuccessReport, Task, TaskInstance
 
 TABLE_HEIGHT = 0.0  # the table top is the world's z = 0 plane; the robot base stands on it
 
@@ -69,29 +69,58 @@ def _fmt(v) -> str:
     return " ".join(f"{float(x):.6g}" for x in v)
 
 
+def _part_geom_attrs(part: Part) -> str:
+    """MJCF type, size and placement of one part (its ``size`` is full extents; MJCF wants halves)."""
+    a, b, c = part.size
+    if part.shape == "box":
+        size = (a / 2, b / 2, c / 2)
+    elif part.shape == "cylinder":
+        size = (a / 2, c / 2)
+    elif part.shape == "capsule":
+        size = (a / 2, (c - a) / 2)
+    elif part.shape == "sphere":
+        size = (a / 2,)
+    else:  # ellipsoid
+        size = (a / 2, b / 2, c / 2)
+    attrs = f'type="{part.shape}" size="{_fmt(size)}" pos="{_fmt(part.pos)}"'
+    if any(part.euler):
+        attrs += f' euler="{_fmt(part.euler)}"'
+    return attrs
+
+
+def object_body_xml(obj: ObjectSpec) -> str:
+    """One object: a free body for movable objects, a body welded to the world for fixtures.
+
+    Every part becomes a geom; the first is named ``<name>_geom`` and the others
+    ``<name>_geom<i>``. A movable object's mass is shared among its colliding parts by volume.
+    """
+    parts = obj.geometry()
+    colliding = [p for p in parts if p.collide]
+    total = sum(p.volume() for p in colliding) or 1.0
+    quat = _fmt((math.cos(obj.yaw / 2), 0, 0, math.sin(obj.yaw / 2)))
+    geoms = []
+    for i, part in enumerate(parts):
+        name = f"{obj.name}_geom" if i == 0 else f"{obj.name}_geom{i}"
+        rgba = _fmt(part.rgba if part.rgba is not None else obj.rgba)
+        cls = "object" if obj.movable else "fixture"
+        attrs = f'name="{name}" class="{cls}" {_part_geom_attrs(part)} rgba="{rgba}"'
+        if not part.collide:
+            attrs += ' contype="0" conaffinity="0"'
+        if obj.movable:
+            mass = obj.mass * part.volume() / total if part.collide else 1e-6
+            attrs += f' mass="{mass:.6g}"'
+        geoms.append(f"<geom {attrs}/>")
+    joint = f'<freejoint name="{obj.name}_joint"/>' if obj.movable else ""
+    return f'<body name="{obj.name}" pos="{_fmt(obj.position)}" quat="{quat}">{joint}{"".join(geoms)}</body>'
+
+
 def build_scene_xml(instance: TaskInstance | None, config: SimConfig) -> str:
     """The whole MJCF of an episode: table, robot, the instance's objects and the cameras."""
     max_w = max([c.width for c in config.cameras] + [640])
     max_h = max([c.height for c in config.cameras] + [480])
     f = config.object_friction
     objects = instance.objects if instance else []
-    bodies = []
-    for obj in objects:
-        half = _fmt(np.asarray(obj.size) / 2)
-        quat = _fmt((math.cos(obj.yaw / 2), 0, 0, math.sin(obj.yaw / 2)))
-        rgba = _fmt(obj.rgba)
-        if obj.movable:
-            bodies.append(
-                f'<body name="{obj.name}" pos="{_fmt(obj.position)}" quat="{quat}">'
-                f'<freejoint name="{obj.name}_joint"/>'
-                f'<geom name="{obj.name}_geom" class="object" type="box" size="{half}" rgba="{rgba}" '
-                f'mass="{obj.mass}"/></body>'
-            )
-        else:
-            bodies.append(
-                f'<geom name="{obj.name}_geom" class="fixture" type="box" pos="{_fmt(obj.position)}" '
-                f'quat="{quat}" size="{half}" rgba="{rgba}"/>'
-            )
+    bodies = [object_body_xml(obj) for obj in objects]
     cameras = []
     for cam in config.cameras:
         x_axis, y_axis = look_at_xyaxes(cam.position, cam.look_at)
@@ -164,20 +193,23 @@ class MujocoSimulation:
         self._finger_act = np.array([m.actuator(f"act_finger{k}").id for k in (1, 2)])
         self._tcp_site = m.site("tcp").id
         self._object_bodies: dict[str, int] = {}
-        self._object_geoms: dict[str, int] = {}
+        self._object_geoms: dict[str, list[int]] = {}
         for obj in instance.objects if instance else []:
+            body = m.body(obj.name).id
             if obj.movable:
-                self._object_bodies[obj.name] = m.body(obj.name).id
-            self._object_geoms[obj.name] = m.geom(f"{obj.name}_geom").id
+                self._object_bodies[obj.name] = body
+            self._object_geoms[obj.name] = [g for g in range(m.ngeom) if int(m.geom_bodyid[g]) == body]
         self.instance = instance
         self.set_arm_configuration(panda.HOME_Q)
 
-    def reset(self, task: Task, seed: int) -> TaskInstance:
-        """Build a fresh episode of ``task`` from ``seed`` and let the objects settle."""
+    def reset(self, task: Task, seed: int, *, settle: bool = True) -> TaskInstance:
+        """Build a fresh episode of ``task`` from ``seed`` and let the objects settle (``settle=False``:
+        leave them exactly where the task spawned them, e.g. to check the spawn itself)."""
         instance = task.instance(seed)
         self.task = task
         self._load(instance)
-        self.step_for(self.config.settle_time)
+        if settle:
+            self.step_for(self.config.settle_time)
         return instance
 
     def set_arm_configuration(self, q: np.ndarray, gripper_width: float = panda.FINGER_TRAVEL * 2) -> None:
@@ -386,11 +418,15 @@ class MujocoSimulation:
             report.conditions["gripper_released"] = True
         return report
 
+    def object_geom_ids(self, name: str) -> list[int]:
+        """MuJoCo ids of every geom of an object of the episode (one per part)."""
+        return list(self._object_geoms[name])
+
     def objects_in_gripper(self) -> list[str]:
         """Objects touched by both finger pads at once (i.e. held)."""
         pads = {self.model.geom("pad1").id: 1, self.model.geom("pad2").id: 2}
         touching: dict[str, set[int]] = {}
-        geom_to_obj = {g: n for n, g in self._object_geoms.items()}
+        geom_to_obj = {g: n for n, ids in self._object_geoms.items() for g in ids}
         for i in range(self.data.ncon):
             c = self.data.contact[i]
             for pad_geom, other in ((c.geom1, c.geom2), (c.geom2, c.geom1)):

@@ -47,6 +47,7 @@ class PutBlockInTargetArea(Task):
     name = "put_block"
     instruction_template = "put the {color} block in the target area"
     description = "one coloured block (plus distractors) into a flat target area"
+    attributes = {"color": tuple(COLORS)}
     AREA_SIZE = (0.14, 0.14, 0.002)
 
     def sample(self, rng: np.random.Generator, seed: int) -> TaskInstance:
@@ -97,6 +98,7 @@ class StackBlocks(Task):
     name = "stack_blocks"
     instruction_template = "stack {blocks} on top of the {base} block"
     description = "N blocks stacked in a given order on a base block, with distractors"
+    attributes = {"base": tuple(COLORS)}
 
     def __init__(self, n_blocks: int = 2, n_distractors: int = 1):
         if not 1 <= n_blocks <= 4:
