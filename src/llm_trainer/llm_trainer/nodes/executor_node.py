@@ -35,7 +35,7 @@ from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 
 
 class SceneSubscriber:
-    """The latest SceneState from a topic; ``fresh()`` waits for one received after the call."""
+    """The latest SceneState from a topic; ``fresh()`` waits for one published after the call."""
 
     def __init__(self, node: Node, topic: str, callback_group=None):
         self._cond = threading.Condition()
@@ -59,8 +59,10 @@ class SceneSubscriber:
             return self._scene
 
     def fresh(self, timeout: float) -> SceneState | None:
+        # The first message after the call may have been queued before it (e.g. published just before
+        # a reset, describing the previous episode); the second was published after the call began.
         with self._cond:
-            target = self._count + 1
+            target = self._count + 2
             self._cond.wait_for(lambda: self._count >= target, timeout=timeout)
             return self._scene if self._count >= target else None
 
