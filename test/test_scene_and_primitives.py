@@ -300,13 +300,65 @@ def test_validate_rejects_unknown_object() -> None:
 
 
 def test_validate_rejects_double_close() -> None:
-    plan = [Primitive.close("red_block"), Primitive.move((0.5, 0.1, 0.2), 0.0), Primitive.close(), Primitive.open()]
+    # (Changed with the gripper-sequence checks: the first close must now happen at the block.)
+    plan = [
+        Primitive.move((0.5, 0.1, 0.025), 0.3),
+        Primitive.close("red_block"),
+        Primitive.move((0.5, 0.1, 0.025), 0.3),
+        Primitive.close(),
+        Primitive.open(),
+    ]
     err = _rejection(plan)
-    assert err.index == 2
+    assert err.index == 3
     assert "already closed" in err.reason
     # Opening in between makes it legal.
-    plan.insert(2, Primitive.open())
+    plan.insert(3, Primitive.open())
     validate_plan(plan, _scene())
+
+
+def test_validate_rejects_closing_on_nothing() -> None:
+    err = _rejection([Primitive.open(), Primitive.move((0.5, 0.1, 0.2), 0.3), Primitive.close("red_block")])
+    assert err.index == 2
+    assert "close_gripper('red_block')" in err.reason and "close on nothing" in err.reason
+    assert "0.150 m from red_block" in err.reason  # from the box, whose top is at 0.05
+    err = _rejection([Primitive.move((0.3, -0.3, 0.1), 0.0), Primitive.close(), Primitive.open()])
+    assert err.index == 1 and "no object between the fingers" in err.reason
+    # Unnamed close at the block is a grasp of that block; the check can be switched off.
+    validate_plan([Primitive.move((0.5, 0.1, 0.03), 0.0), Primitive.close(), Primitive.open()], _scene())
+    validate_plan([Primitive.close("red_block"), Primitive.open()], _scene(), grasp_tolerance=None)
+
+
+def test_validate_rejects_release_mid_air_unless_allowed() -> None:
+    plan = _pick_place(_scene())
+    plan[6] = Primitive.move((0.45, -0.15, 0.3), 0.0)  # release 0.3 m up instead of just above the target
+    err = _rejection(plan)
+    assert err.index == 7
+    assert "releases red_block" in err.reason and "above target_area" in err.reason and "mid-air" in err.reason
+    assert validate_plan(plan, _scene(), max_release_height=None)
+
+
+def test_validate_follows_objects_through_the_plan() -> None:
+    """A block stacked by the plan is where a later grasp must find it."""
+    scene = _scene()
+    scene.objects.append(ObjectState("blue_block", (0.6, 0.0, 0.025), 0.0, (0.05, 0.05, 0.05), "block"))
+    stack = [
+        Primitive.open(),
+        Primitive.move((0.6, 0.0, 0.025), 0.0),
+        Primitive.close("blue_block"),
+        Primitive.move((0.6, 0.0, 0.2), 0.0),
+        Primitive.move((0.5, 0.1, 0.2), 0.0),
+        Primitive.move((0.5, 0.1, 0.085), 0.0),  # 0.01 m above red_block's top
+        Primitive.open(),
+        Primitive.move((0.5, 0.1, 0.2), 0.0),
+    ]
+    validate_plan(stack, scene)
+    # The blue block now sits on the red one: grasping it at its old place closes on nothing...
+    err = _rejection(stack + [Primitive.move((0.6, 0.0, 0.025), 0.0), Primitive.close("blue_block")], scene)
+    assert err.index == 9 and "close on nothing" in err.reason
+    # ...and at its new place (on top of red_block, centre z 0.075) it is found.
+    validate_plan(
+        stack + [Primitive.move((0.5, 0.1, 0.075), 0.0), Primitive.close("blue_block"), Primitive.open()], scene
+    )
 
 
 def test_validate_rejects_ending_closed() -> None:

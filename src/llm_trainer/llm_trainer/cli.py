@@ -3,7 +3,10 @@
     llm-trainer generate --task stack_blocks --episodes 20 --planner oracle --out runs/demo
     llm-trainer bringup sim [--arg output_dir=runs/x]
     llm-trainer tasks
-    llm-trainer scene --task put_block --seed 3
+    llm-trainer scene --task put_block --seed 3 [--prompt]
+    llm-trainer check-plan --scene SCENE.json ANSWER.txt
+    llm-trainer plan --task "stack ..." --scene SCENE.json --planner transformers
+    llm-trainer serve-llm --model smollm2 [--port 8080]
     llm-trainer urdf > urdf/panda.urdf
 
 Bad input is answered with one ``llm-trainer: error: ...`` line and exit code 2, never a traceback.
@@ -36,6 +39,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         render_cameras=not args.no_cameras,
         camera_rate_hz=args.camera_rate,
         record=not args.no_record,
+        base_domain_id=args.domain_id,
     )
     options.validate()
     print(
@@ -115,11 +119,110 @@ def _cmd_scene(args: argparse.Namespace) -> int:
     sim = MujocoSimulation(SimConfig(render_cameras=False))
     try:
         instance = sim.reset(task, args.seed)
-        scene = sim.scene_state().to_dict()
+        state = sim.scene_state()
     finally:
         sim.close()
-    print(json.dumps({"task": args.task, "seed": args.seed, "instruction": instance.instruction, **scene}, indent=2))
+    if args.prompt:
+        from llm_trainer.planning.prompt import build_prompt
+        from llm_trainer.planning.registry import load_planner_config
+
+        options = load_planner_config(args.config).llm
+        prompt = build_prompt(instance.instruction, state, options.prompt)
+        print(f"[system]\n{prompt.system}\n\n[user]\n{prompt.user}")
+        return 0
+    header = {"task": args.task, "seed": args.seed, "instruction": instance.instruction, "goal": instance.goal}
+    print(json.dumps({**header, **state.to_dict()}, indent=2))
     return 0
+
+
+def _load_scene_file(path: str):
+    """(scene, the file's task fields) from a JSON file such as `llm-trainer scene` prints."""
+    from llm_trainer.scene import SceneState
+
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    scene = SceneState.from_json(text)
+    data = json.loads(text)
+    return scene, {k: data.get(k) for k in ("task", "instruction", "goal")}
+
+
+def _planner_config(args: argparse.Namespace):
+    from llm_trainer.planning.registry import load_planner_config
+
+    cfg = load_planner_config(args.config)
+    if getattr(args, "no_reachability", False):
+        cfg.validation.reachability = False
+    return cfg
+
+
+def _cmd_check_plan(args: argparse.Namespace) -> int:
+    from llm_trainer.planning.parser import PlanParseError, parse_answer
+    from llm_trainer.planning.validation import check_plan
+    from llm_trainer.primitives import PlanRejected
+
+    scene, _ = _load_scene_file(args.scene)
+    cfg = _planner_config(args)
+    answer = sys.stdin.read() if args.answer == "-" else Path(args.answer).read_text(encoding="utf-8", errors="replace")
+    try:
+        parsed = parse_answer(answer, scene, args.format)
+        plan = check_plan(parsed.primitives, scene, cfg.validation)
+    except (PlanParseError, PlanRejected) as exc:
+        print(f"rejected: {exc}", flush=True)
+        return 2
+    for p in plan:
+        print(json.dumps(p.to_dict()))
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from llm_trainer.planning.base import PlanRequest
+    from llm_trainer.planning.registry import make_planner
+
+    scene, fields = _load_scene_file(args.scene)
+    instruction = args.task or fields["instruction"]
+    if not instruction:
+        raise ValueError("no task sentence: give --task or a scene file with an 'instruction'")
+    cfg = _planner_config(args)
+    backend = args.planner or cfg.backend
+    if args.model:
+        cfg.transformers.model = args.model
+    if args.base_url:
+        cfg.openai.base_url = args.base_url
+    if args.constraint:
+        cfg.llm.constraint = args.constraint
+    if args.grammar_level:
+        cfg.llm.grammar_level = args.grammar_level
+    if args.replay:
+        cfg.replay.path = args.replay
+    cfg.llm.validate()
+    planner = make_planner(backend, cfg)
+    goal = fields["goal"] if isinstance(fields["goal"], dict) else {}
+    try:
+        result = planner.plan(PlanRequest(instruction, scene, args.task_name or fields["task"] or "", goal))
+    finally:
+        planner.close()
+    if args.verbose:
+        print(f"[prompt]\n{result.prompt}\n\n[raw answer]\n{result.raw_answer}\n", file=sys.stderr)
+    summary = {
+        "backend": result.backend,
+        "success": result.success,
+        "attempts": result.attempts,
+        "tokens": result.tokens,
+        "planning_time": round(result.planning_time, 3),
+    }
+    print(json.dumps(summary), file=sys.stderr)
+    if not result.success:
+        print(result.message if result.message.startswith("rejected:") else f"rejected: {result.message}", flush=True)
+        return 2
+    for p in result.plan:
+        print(json.dumps(p.to_dict()))
+    return 0
+
+
+def _cmd_serve_llm(args: argparse.Namespace) -> int:
+    from llm_trainer.planning.serve import ServeOptions, serve
+
+    opts = ServeOptions(args.model, args.host, args.port, args.server, args.alias, args.context, args.threads)
+    return serve(opts, log=lambda line: print(line, flush=True))
 
 
 def _cmd_urdf(_args: argparse.Namespace) -> int:
@@ -147,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-cameras", action="store_true", help="do not render or record camera images")
     g.add_argument("--camera-rate", type=float, default=5.0, help="camera rate in simulated Hz (default 5)")
     g.add_argument("--no-record", action="store_true", help="do not start the recorder (no bags, no dataset)")
+    g.add_argument(
+        "--domain-id",
+        type=int,
+        default=None,
+        help="ROS domain of the (first) worker's graph; default: a random free-looking one per run",
+    )
     g.set_defaults(func=_cmd_generate)
 
     b = sub.add_parser("bringup", help="start a node graph here (what `ros2 launch` does on full installs)")
@@ -162,7 +271,44 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scene", help="print a seeded scene state exactly as the planner receives it")
     s.add_argument("--task", required=True)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--prompt", action="store_true", help="print the LLM prompt for this scene instead")
+    s.add_argument("--config", default=None, help="planner YAML (default config/planner.yaml)")
     s.set_defaults(func=_cmd_scene)
+
+    c = sub.add_parser("check-plan", help="parse and validate one model answer against a scene")
+    c.add_argument("--scene", required=True, help="scene JSON (as `llm-trainer scene` prints it; - for stdin)")
+    c.add_argument("answer", help="the model's answer as text (- for stdin)")
+    c.add_argument("--format", choices=("auto", "code", "json"), default="auto", help="answer format (default auto)")
+    c.add_argument("--config", default=None, help="planner YAML with the validation settings")
+    c.add_argument("--no-reachability", action="store_true", help="skip the IK reachability check")
+    c.set_defaults(func=_cmd_check_plan)
+
+    p = sub.add_parser("plan", help="plan a task for a scene with one backend and print the primitives")
+    p.add_argument("--task", default=None, help="the task sentence (default: the scene file's instruction)")
+    p.add_argument("--scene", required=True, help="scene JSON (as `llm-trainer scene` prints it; - for stdin)")
+    p.add_argument("--planner", default=None, help="oracle | transformers | openai | replay (default: the config's)")
+    p.add_argument("--config", default=None, help="planner YAML (default config/planner.yaml)")
+    p.add_argument("--model", default=None, help="transformers: local folder, .gguf or smollm2")
+    p.add_argument("--base-url", default=None, help="openai: server URL, e.g. http://127.0.0.1:8080/v1")
+    p.add_argument("--constraint", choices=("none", "grammar", "json_schema"), default=None)
+    p.add_argument("--grammar-level", choices=("syntax", "recipe", "anchored"), default=None)
+    p.add_argument("--replay", default=None, help="replay: answers file")
+    p.add_argument("--task-name", default=None, help="task name for the oracle (default: the scene file's task)")
+    p.add_argument("--no-reachability", action="store_true", help="skip the IK reachability check")
+    p.add_argument("--verbose", action="store_true", help="also print the prompt and the raw answer (stderr)")
+    p.set_defaults(func=_cmd_plan)
+
+    v = sub.add_parser(
+        "serve-llm", help="start an OpenAI-compatible server for a local model (llama.cpp or transformers)"
+    )
+    v.add_argument("--model", required=True, help="a .gguf file, a Hugging Face folder, or smollm2")
+    v.add_argument("--host", default="127.0.0.1")
+    v.add_argument("--port", type=int, default=8080)
+    v.add_argument("--server", choices=("auto", "llama.cpp", "transformers"), default="auto")
+    v.add_argument("--alias", default="smollm2", help="the model name clients send (default smollm2)")
+    v.add_argument("--context", type=int, default=4096, help="llama.cpp context window in tokens")
+    v.add_argument("--threads", type=int, default=0, help="CPU threads (0: the server's default)")
+    v.set_defaults(func=_cmd_serve_llm)
 
     u = sub.add_parser("urdf", help="print the Panda URDF generated from the published kinematics")
     u.set_defaults(func=_cmd_urdf)
@@ -185,6 +331,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI answers one line, never a traceback
+        from llm_trainer.planning.llm import GenerationError
+
+        if not isinstance(exc, (GenerationError, OSError, RuntimeError, ImportError)):
+            raise
+        print(f"llm-trainer: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

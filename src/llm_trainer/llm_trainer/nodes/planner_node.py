@@ -2,8 +2,13 @@
 
 The scene comes with the request or, when the request has none, from the latest message on
 ``scene_topic`` (perception's ``/scene/objects`` on the robot, the simulator's ground truth in
-simulation). Every request is appended to ``request_log`` (JSON lines: prompt, raw answer, plan,
-rejection reason), which later feeds the SFT exporter.
+simulation). Every request is appended to ``request_log`` (JSON lines: prompt and its version,
+raw answer, the parsed plan, the validated plan, every rejection reason), which later feeds the
+SFT exporter.
+
+Dynamic replanning over the service: ``goal_json`` may carry ``"planner_mode": "dynamic"``, the
+calls already executed (``"executed"``: primitives as dicts) and ``"holding"`` (the object in the
+hand); the answer is then the next call only.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from rclpy.node import Node
 
 from llm_trainer.config import ConfigError
 from llm_trainer.planning.base import PlanRequest
+from llm_trainer.planning.prompt import PROMPT_VERSION
 from llm_trainer.planning.registry import load_planner_config, make_planner
-from llm_trainer.primitives import plan_to_dicts
+from llm_trainer.primitives import plan_from_dicts, plan_to_dicts
 from llm_trainer.ros.conversions import primitive_to_msg, scene_from_msg
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 from llm_trainer_interfaces.srv import PlanTask
@@ -62,11 +68,17 @@ class PlannerNode(Node):
             if backend not in self._planners:
                 self._planners[backend] = make_planner(backend, self.config)
             goal = json.loads(request.goal_json) if request.goal_json else {}
+            if not isinstance(goal, dict):
+                raise ValueError("goal_json must hold a JSON object")
+            mode = goal.pop("planner_mode", "sequential")
+            history = plan_from_dicts(goal.pop("executed", []))
+            holding = str(goal.pop("holding", ""))
             scene = scene_from_msg(scene_msg)
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             response.success, response.message, response.backend = False, f"bad request: {exc}", backend
             return response
-        result = self._planners[backend].plan(PlanRequest(request.instruction, scene, request.task_name, goal))
+        plan_request = PlanRequest(request.instruction, scene, request.task_name, goal, mode, history, holding)
+        result = self._planners[backend].plan(plan_request)
         response.success = result.success
         response.message = result.message
         response.plan = [primitive_to_msg(p) for p in result.plan]
@@ -88,11 +100,16 @@ class PlannerNode(Node):
             "task_name": request.task_name,
             "backend": result.backend,
             "scene": scene,
+            "prompt_version": PROMPT_VERSION if result.prompt else "",
             "prompt": result.prompt,
             "raw_answer": result.raw_answer,
+            "parsed_plan": plan_to_dicts(result.parsed_plan),
             "plan": plan_to_dicts(result.plan),
             "success": result.success,
             "message": result.message,
+            "rejections": result.rejections,
+            "attempts": result.attempts,
+            "tokens": result.tokens,
             "planning_time": result.planning_time,
         }
         with self._log_lock, open(self._log_path, "a", encoding="utf-8") as f:

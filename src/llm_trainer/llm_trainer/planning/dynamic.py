@@ -1,0 +1,151 @@
+"""Dynamic replanning (MALMM's closed-loop variant): after every executed step the state is observed
+again and re-sent, and the model writes only the next call.
+
+Bounded: at most ``max_steps`` executed calls, and per step at most ``max_retries`` re-asks with
+the refusal reason fed back. Every exchange (prompt, raw answer, accepted call or reason) is kept
+in the transcript, which the request log and the SFT exporter store like sequential requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_trainer.planning.base import PlanRequest
+from llm_trainer.planning.llm import LLMPlanner
+from llm_trainer.primitives import Primitive, PrimitiveKind, plan_to_dicts
+from llm_trainer.scene import SceneState
+
+#: Runs one primitive on the robot; returns ``None`` on success or the failure message.
+StepExecutor = Callable[[Primitive], "str | None"]
+
+
+@dataclass
+class DynamicConfig:
+    max_steps: int = 40  # executed calls, task_completed() not counted
+    max_retries: int = 2  # re-asks per step after a refused answer
+
+    def validate(self) -> None:
+        if not 1 <= self.max_steps <= 200:
+            raise ValueError("dynamic.max_steps must be within [1, 200]")
+        if not 0 <= self.max_retries <= 10:
+            raise ValueError("dynamic.max_retries must be within [0, 10]")
+
+
+@dataclass
+class DynamicOutcome:
+    completed: bool  # the model called task_completed()
+    executed: list[Primitive]
+    message: str
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    requests: int = 0
+
+
+def _nearest(scene: SceneState) -> str:
+    """The object whose centre is nearest the gripper (what an unnamed close_gripper() grasped)."""
+    if not scene.objects:
+        return ""
+    ee = scene.ee_position
+    return min(scene.objects, key=lambda o: sum((a - b) ** 2 for a, b in zip(o.position, ee))).name
+
+
+def run_dynamic(
+    planner: LLMPlanner,
+    instruction: str,
+    observe: Callable[[], SceneState],
+    execute: StepExecutor,
+    *,
+    task_name: str = "",
+    goal: dict | None = None,
+    config: DynamicConfig | None = None,
+) -> DynamicOutcome:
+    """Ask, validate, execute one call at a time until ``task_completed()`` or a bound is hit."""
+    cfg = config or DynamicConfig()
+    executed: list[Primitive] = []
+    transcript: list[dict[str, Any]] = []
+    holding = ""
+    requests = 0
+    while len(executed) < cfg.max_steps:
+        scene = observe()
+        feedback = ""
+        accepted = None
+        for _ in range(cfg.max_retries + 1):
+            request = PlanRequest(instruction, scene, task_name, goal or {}, "dynamic", list(executed), holding)
+            result = planner._propose_and_check(request, feedback)
+            requests += 1
+            transcript.append(
+                {
+                    "step": len(executed),
+                    "prompt": result.prompt,
+                    "raw_answer": result.raw_answer,
+                    "plan": plan_to_dicts(result.plan),
+                    "completed": result.completed,
+                    "success": result.success,
+                    "message": result.message,
+                }
+            )
+            if result.success:
+                accepted = result
+                break
+            if result.message.startswith("generation failed"):
+                return DynamicOutcome(False, executed, result.message, transcript, requests)
+            feedback = result.message.removeprefix("rejected: ")
+        if accepted is None:
+            return DynamicOutcome(
+                False,
+                executed,
+                f"step {len(executed)}: no acceptable answer after {cfg.max_retries + 1} tries: {feedback}",
+                transcript,
+                requests,
+            )
+        if not accepted.plan and accepted.completed:
+            return DynamicOutcome(True, executed, "task_completed()", transcript, requests)
+        step = accepted.plan[0]  # the next call only, even if the model wrote more
+        error = execute(step)
+        if error:
+            return DynamicOutcome(
+                False, executed, f"step {len(executed)} ({step}) failed: {error}", transcript, requests
+            )
+        executed.append(step)
+        if step.kind == PrimitiveKind.CLOSE_GRIPPER:
+            holding = step.object_name or _nearest(scene)
+        elif step.kind == PrimitiveKind.OPEN_GRIPPER:
+            holding = ""
+        if accepted.completed:
+            return DynamicOutcome(True, executed, "task_completed()", transcript, requests)
+    return DynamicOutcome(
+        False, executed, f"stopped after {cfg.max_steps} steps without task_completed()", transcript, requests
+    )
+
+
+def run_dynamic_in_sim(sim, planner: LLMPlanner, executor, task_name: str, seed: int, config=None) -> dict:
+    """One dynamic-replanning episode in the in-process simulator (``datagen.episode``'s setting):
+    reset, then ask / validate / execute one call at a time, then the task's success check.
+
+    Each call goes to ``executor.execute`` as a plan of its own; the executor cannot yet be told
+    that the gripper already holds an object, so with its collision checks on, moves that carry a
+    block are refused (the block in the hand counts as an obstacle)."""
+    from llm_trainer.tasks.registry import get_task
+
+    instance = sim.reset(get_task(task_name), seed)
+
+    def execute(prim: Primitive) -> str | None:
+        result = executor.execute([prim])
+        return None if result.success else result.message
+
+    outcome = run_dynamic(
+        planner, instance.instruction, sim.scene_state, execute, task_name=task_name, goal=instance.goal, config=config
+    )
+    sim.step_for(0.5)
+    report = sim.check_success()
+    return {
+        "task": task_name,
+        "seed": seed,
+        "completed": outcome.completed,
+        "success": bool(outcome.completed and report.success),
+        "executed": plan_to_dicts(outcome.executed),
+        "requests": outcome.requests,
+        "message": outcome.message,
+        "transcript": outcome.transcript,
+    }
