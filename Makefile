@@ -8,7 +8,7 @@ BUILD_DIR := $(CURDIR)/build
 # rclpy needs ROS_LOG_DIR (or HOME); keep its logs inside the (gitignored) build folder.
 ROS_LOG_DIR_TEST := $(BUILD_DIR)/ros_log
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint bench bench-executor bench-planner clean
 
 setup:
 	VENV="$(VENV)" bash scripts/setup.sh
@@ -30,6 +30,13 @@ lint: setup
 
 bench: setup
 	$(PY) scripts/benchmark_generation.py
+
+bench-executor: setup
+	$(PY) scripts/benchmark_executor.py --trials 100
+
+# Slow on a CPU (about 25 min for 50 scenes x 3 modes with SmolLM2).
+bench-planner: setup
+	$(PY) scripts/benchmark_planner.py --scenes 50
 
 # Build products and caches only: leaves .venv/ (shared; remove it by hand) and runs/ (your data).
 clean:
