@@ -23,13 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from llm_trainer.machine import describe_machine
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -43,16 +44,7 @@ MODES = {
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu}, {os.cpu_count()} cores (load {load:.1f} at start), Python {platform.python_version()}"
+    return describe_machine()
 
 
 def free_port() -> int:
