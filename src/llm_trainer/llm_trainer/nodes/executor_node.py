@@ -40,6 +40,7 @@ class SceneSubscriber:
     def __init__(self, node: Node, topic: str, callback_group=None):
         self._cond = threading.Condition()
         self._scene: SceneState | None = None
+        self._stamp = 0.0
         self._count = 0
         self.topic = topic
         node.create_subscription(SceneStateMsg, topic, self._on_scene, 10, callback_group=callback_group)
@@ -51,6 +52,7 @@ class SceneSubscriber:
             return  # malformed (e.g. non-finite) scenes are not obstacles to trust
         with self._cond:
             self._scene = scene
+            self._stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             self._count += 1
             self._cond.notify_all()
 
@@ -58,13 +60,24 @@ class SceneSubscriber:
         with self._cond:
             return self._scene
 
-    def fresh(self, timeout: float) -> SceneState | None:
-        # The first message after the call may have been queued before it (e.g. published just before
-        # a reset, describing the previous episode); the second was published after the call began.
+    def fresh(self, timeout: float, now: float | None = None, max_age: float = 0.5) -> SceneState | None:
+        """A scene received after the call and, given the robot's clock ``now``, stamped near it.
+
+        Messages queued before the call may describe the previous episode (under load several can
+        be in flight after a reset); the robot's clock tells them apart: a scene older than
+        ``max_age`` before ``now``, or from another time base (the simulator restarts its clock on a
+        reset), is skipped.
+        """
+
+        def fits() -> bool:
+            if self._count < target:
+                return False
+            return now is None or now - max_age <= self._stamp <= now + 1.0
+
         with self._cond:
-            target = self._count + 2
-            self._cond.wait_for(lambda: self._count >= target, timeout=timeout)
-            return self._scene if self._count >= target else None
+            target = self._count + (1 if now is not None else 2)
+            self._cond.wait_for(fits, timeout=timeout)
+            return self._scene if fits() else None
 
 
 class ExecutorNode(Node):
@@ -145,7 +158,8 @@ class ExecutorNode(Node):
                     goal_handle.publish_feedback(ExecutePlan.Feedback(current=status_to_msg(status), total=total))
 
                 # A scene published after the goal arrived: never plan around a previous episode's objects.
-                scene = self._scenes.fresh(self._scene_timeout) if self._scenes else None
+                now = self.backend.fresh_state_stamp() if hasattr(self.backend, "fresh_state_stamp") else None
+                scene = self._scenes.fresh(self._scene_timeout, now) if self._scenes else None
                 if self._scenes is not None and scene is None:
                     self.get_logger().warning(
                         f"no fresh scene on {self._scenes.topic} within {self._scene_timeout} s; "

@@ -51,6 +51,7 @@ class SimControllerBackend(MotionBackend):
         self._q: np.ndarray | None = None
         self._have_state = threading.Event()
         self._state_count = 0
+        self._stamp = 0.0
         self._state_cond = threading.Condition(self._lock)
         node.create_subscription(
             JointState,
@@ -66,9 +67,16 @@ class SimControllerBackend(MotionBackend):
             return
         with self._lock:
             self._q = np.array([msg.position[index[n]] for n in panda.JOINT_NAMES])
+            self._stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             self._state_count += 1
             self._state_cond.notify_all()
         self._have_state.set()
+
+    def fresh_state_stamp(self) -> float:
+        """Stamp [s] of a joint state published after this call: the robot's 'now' in its own clock."""
+        self.joint_positions()
+        with self._lock:
+            return self._stamp
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
