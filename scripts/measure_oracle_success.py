@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from collections import Counter
@@ -22,17 +21,6 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-TRAINING = {
-    "put_block",
-    "stack_blocks",
-    "rubbish_in_bin",
-    "meat_off_grill",
-    "close_jar",
-    "empty_container",
-    "insert_in_peg",
-    "basketball_in_hoop",
-    "open_bottle",
-}
 
 
 def _failure_reason(outcome) -> str:
@@ -85,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write every episode's outcome here")
     args = parser.parse_args(argv)
 
-    from llm_trainer.tasks.registry import task_names
+    from llm_trainer.machine import describe_machine
+    from llm_trainer.tasks.registry import BLAZER_TRAINING_TASKS, task_names
 
     names = task_names() if args.tasks == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = sorted(set(names) - set(task_names()))
@@ -105,13 +94,13 @@ def main(argv: list[str] | None = None) -> int:
 
     last = args.seed + args.episodes - 1
     command = " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])
-    host = f"{platform.node() or 'this machine'} ({os.cpu_count()} cores)"
+    host = describe_machine()
     print(f"Oracle success, in process, {args.episodes} episodes per task (seeds {args.seed}..{last})")
     print(f"`{command}` on {host}, {time.perf_counter() - t0:.0f} s\n")
     print("| task | BLAZER set | oracle-solvable | successes | rate | most common failure |")
     print("|---|---|---|---|---|---|")
     for r in results:
-        group = "training (Table II)" if r["task"] in TRAINING else "real world (Fig. 5)"
+        group = "training (Table II)" if r["task"] in BLAZER_TRAINING_TASKS else "real world (Fig. 5)"
         if not r["oracle_solvable"]:
             print(f"| {r['task']} | {group} | no (LLM plans only) | - | - | - |")
             continue
