@@ -93,7 +93,7 @@ def test_executor_node_exits_with_the_reason(ros_env, tmp_path: Path) -> None:
         (tmp_path / "panda_py.py").write_text("raise ImportError('no panda_py in this test')\n")
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 2, out.stdout + out.stderr
-        assert words in out.stdout and out.stdout.startswith("executor_node:")
+        assert words in out.stderr and out.stderr.startswith("executor_node:")
 
 
 # ------------------------------------------------------------------------------------------ configuration

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import threading
 
-import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 from llm_trainer.config import ConfigError
@@ -28,6 +26,7 @@ from llm_trainer.execution.backends import HARDWARE_BACKENDS, BackendUnavailable
 from llm_trainer.execution.executor import ErrorCode, PlanExecutor
 from llm_trainer.execution.executor_config import load_executor_config
 from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg, status_to_msg
+from llm_trainer.ros.node_runner import run_node
 from llm_trainer.ros.sim_controller_backend import SimControllerBackend
 from llm_trainer.scene import SceneState
 from llm_trainer_interfaces.action import ExecutePlan
@@ -194,26 +193,14 @@ class ExecutorNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = ExecutorNode()
-    except (ConfigError, BackendUnavailable, ValueError) as exc:
-        print(f"executor_node: {exc}", flush=True)
-        rclpy.try_shutdown()
-        return 2
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    code = 0
-    try:
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    except ExternalShutdownException:
-        code = 1
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node(
+        ExecutorNode,
+        name="executor_node",
+        args=args,
+        num_threads=4,
+        startup_errors=(ConfigError, BackendUnavailable, ValueError),
+        cleanup_timeout_s=10.0,
+    )
 
 
 if __name__ == "__main__":

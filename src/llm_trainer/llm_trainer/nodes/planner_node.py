@@ -18,9 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-import rclpy
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 from llm_trainer.config import ConfigError
@@ -29,6 +27,7 @@ from llm_trainer.planning.prompt import PROMPT_VERSION
 from llm_trainer.planning.registry import load_planner_config, make_planner
 from llm_trainer.primitives import plan_from_dicts, plan_to_dicts
 from llm_trainer.ros.conversions import primitive_to_msg, scene_from_msg
+from llm_trainer.ros.node_runner import run_node
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 from llm_trainer_interfaces.srv import PlanTask
 
@@ -117,26 +116,14 @@ class PlannerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = PlannerNode()
-    except (ConfigError, ValueError) as exc:
-        print(f"planner_node: {exc}", flush=True)
-        rclpy.try_shutdown()
-        return 2
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    code = 0
-    try:
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    except ExternalShutdownException:
-        code = 1
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node(
+        PlannerNode,
+        name="planner_node",
+        args=args,
+        num_threads=2,
+        startup_errors=(ConfigError, ValueError),
+        cleanup_timeout_s=10.0,
+    )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -31,6 +29,7 @@ from llm_trainer.recording import (
     read_episode_metadata,
     update_metadata_json,
 )
+from llm_trainer.ros.node_runner import run_node
 from llm_trainer_interfaces.srv import EpisodeControl
 
 CAMERAS = ("front", "left", "right")
@@ -304,21 +303,15 @@ class DemoRecorderNode(Node):
         super().destroy_node()
 
 
-def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DemoRecorderNode()
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+def main(args: list[str] | None = None) -> int:
+    return run_node(
+        DemoRecorderNode,
+        name="recorder_node",
+        args=args,
+        # Closing an open episode indexes its bag and writes the dataset entry: give it time.
+        cleanup_timeout_s=30.0,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -22,12 +22,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -35,6 +33,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 
 from llm_trainer.config import ConfigError
 from llm_trainer.ros.conversions import scene_to_msg
+from llm_trainer.ros.node_runner import run_node
 from llm_trainer.sim import panda_description as panda
 from llm_trainer.sim.mujoco_sim import MujocoSimulation
 from llm_trainer.sim.sim_config import SimConfig, load_sim_config
@@ -369,26 +368,14 @@ class SimNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = SimNode()
-    except (ConfigError, KeyError, ValueError) as exc:
-        print(f"sim_node: {exc}", flush=True)
-        rclpy.try_shutdown()
-        return 2
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    code = 0
-    try:
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    except ExternalShutdownException:
-        code = 1
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node(
+        SimNode,
+        name="sim_node",
+        args=args,
+        num_threads=4,
+        startup_errors=(ConfigError, KeyError, ValueError),
+        cleanup_timeout_s=10.0,
+    )
 
 
 if __name__ == "__main__":
