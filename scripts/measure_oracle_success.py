@@ -22,7 +22,6 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
-
 def _failure_reason(outcome) -> str:
     if not outcome.plan:
         return f"no plan: {outcome.plan_message[:90]}"

@@ -37,15 +37,24 @@ def test_ros_args_round_trip_through_yaml():
     assert args[:3] == ["--ros-args", "-r", "__node:=sim"]
     values = dict(a.split(":=", 1) for a in args[4::2])
     assert {k: yaml.safe_load(v) for k, v in values.items()} == {
-        "render_cameras": True, "camera_rate_hz": 5.0, "topics": ["/a", "/b"], "name": "x y"
+        "render_cameras": True,
+        "camera_rate_hz": 5.0,
+        "topics": ["/a", "/b"],
+        "name": "x y",
     }
 
 
 def test_undeclared_argument_in_a_graph_is_an_error(tmp_path):
     path = tmp_path / "g.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "g", "arguments": {}, "nodes": [{"name": "sim", "executable": "sim_node", "parameters": {"x": "${y}"}}]
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "g",
+                "arguments": {},
+                "nodes": [{"name": "sim", "executable": "sim_node", "parameters": {"x": "${y}"}}],
+            }
+        )
+    )
     with pytest.raises(ConfigError, match="undeclared argument"):
         load_graph(path)
     path.write_text(yaml.safe_dump({"name": "g", "nodes": [{"name": "a", "executable": "rviz"}]}))

@@ -16,17 +16,19 @@ from collections.abc import Callable
 from llm_trainer.tasks.base import Task
 
 #: BLAZER's training tasks (Table II); the other built-in tasks are its real-world set (Fig. 5).
-BLAZER_TRAINING_TASKS = frozenset({
-    "put_block",
-    "stack_blocks",
-    "rubbish_in_bin",
-    "meat_off_grill",
-    "close_jar",
-    "empty_container",
-    "insert_in_peg",
-    "basketball_in_hoop",
-    "open_bottle",
-})
+BLAZER_TRAINING_TASKS = frozenset(
+    {
+        "put_block",
+        "stack_blocks",
+        "rubbish_in_bin",
+        "meat_off_grill",
+        "close_jar",
+        "empty_container",
+        "insert_in_peg",
+        "basketball_in_hoop",
+        "open_bottle",
+    }
+)
 
 _FACTORIES: dict[str, Callable[[], Task]] = {}
 
