@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import itertools
 import re
@@ -182,3 +183,37 @@ def test_primitive_constants_match_core() -> None:
 
     assert (msg.Primitive.MOVE_GRIPPER, msg.Primitive.OPEN_GRIPPER, msg.Primitive.CLOSE_GRIPPER) == (0, 1, 2)
     assert _constants(msg.Primitive) == {kind.name: kind.value for kind in PrimitiveKind}
+
+
+def test_scene_from_msg_refuses_what_a_scene_file_would_refuse() -> None:
+    """Scenes arrive from perception and in action goals: bad numbers stop at the conversion."""
+    from llm_trainer.ros.conversions import scene_from_msg, scene_to_msg
+    from llm_trainer.scene import ObjectState, SceneState
+
+    good = scene_to_msg(
+        SceneState(
+            objects=[
+                ObjectState("red_block", (0.5, 0.0, 0.025), 0.3, (0.05, 0.05, 0.05), "block"),
+                ObjectState("bin", (0.4, 0.2, 0.05), 0.0, (0.2, 0.2, 0.1), "bin"),
+            ],
+            gripper_width=0.04,
+        )
+    )
+    scene = scene_from_msg(good)
+    assert scene.names() == ["red_block", "bin"] and scene.gripper_width == pytest.approx(0.04)
+    cases = []
+    bad = copy.deepcopy(good)
+    bad.objects[1].position.z = float("nan")
+    cases.append((bad, "'bin': position and size must be finite"))
+    bad = copy.deepcopy(good)
+    bad.objects[0].size.x = 0.0
+    cases.append((bad, "'red_block': size must be positive"))
+    bad = copy.deepcopy(good)
+    bad.objects[1].name = "red_block"
+    cases.append((bad, "names must be unique"))
+    bad = copy.deepcopy(good)
+    bad.gripper_width = float("inf")
+    cases.append((bad, "gripper_width must be finite"))
+    for message, words in cases:
+        with pytest.raises(ValueError, match=words):
+            scene_from_msg(message)

@@ -11,7 +11,7 @@ from trajectory_msgs.msg import JointTrajectoryPoint
 from llm_trainer.execution.executor import PrimitiveStatus, Status
 from llm_trainer.motion.trajectory import JointTrajectory
 from llm_trainer.primitives import Primitive, PrimitiveKind
-from llm_trainer.scene import ObjectState, SceneState, Workspace
+from llm_trainer.scene import ObjectState, SceneState
 from llm_trainer_interfaces.msg import ObjectState as ObjectStateMsg
 from llm_trainer_interfaces.msg import Primitive as PrimitiveMsg
 from llm_trainer_interfaces.msg import PrimitiveStatus as PrimitiveStatusMsg
@@ -31,15 +31,20 @@ def object_to_msg(obj: ObjectState) -> ObjectStateMsg:
 
 
 def object_from_msg(msg: ObjectStateMsg) -> ObjectState:
-    return ObjectState(
-        name=msg.name,
-        position=(msg.position.x, msg.position.y, msg.position.z),
-        yaw=msg.yaw,
-        size=(msg.size.x, msg.size.y, msg.size.z),
-        category=msg.category,
-        confidence=float(msg.confidence),
-        num_views=int(msg.num_views),
-    )
+    """The object; a ValueError names what is wrong (non-finite numbers, non-positive size)."""
+    return ObjectState.from_dict(_object_dict(msg))
+
+
+def _object_dict(msg: ObjectStateMsg) -> dict:
+    return {
+        "name": msg.name,
+        "position": [msg.position.x, msg.position.y, msg.position.z],
+        "yaw": msg.yaw,
+        "size": [msg.size.x, msg.size.y, msg.size.z],
+        "category": msg.category,
+        "confidence": float(msg.confidence),
+        "num_views": int(msg.num_views),
+    }
 
 
 def scene_to_msg(scene: SceneState, stamp=None, frame_id: str = "world") -> SceneStateMsg:
@@ -58,15 +63,24 @@ def scene_to_msg(scene: SceneState, stamp=None, frame_id: str = "world") -> Scen
 
 
 def scene_from_msg(msg: SceneStateMsg) -> SceneState:
+    """The scene, validated like a scene file: a ValueError says what is wrong with it.
+
+    Scenes come from perception and from action goals; a NaN or a duplicate name must stop here,
+    before it becomes an obstacle the executor plans around.
+    """
     ws = list(msg.workspace)
-    return SceneState(
-        objects=[object_from_msg(o) for o in msg.objects],
-        ee_position=(msg.ee_position.x, msg.ee_position.y, msg.ee_position.z),
-        ee_yaw=msg.ee_yaw,
-        gripper_width=msg.gripper_width,
-        workspace=Workspace.from_list(ws) if any(ws) else Workspace(),
-        table_height=msg.table_height,
-        source=msg.source or "ground_truth",
+    return SceneState.from_dict(
+        {
+            "objects": [_object_dict(o) for o in msg.objects],
+            "end_effector": {
+                "position": [msg.ee_position.x, msg.ee_position.y, msg.ee_position.z],
+                "yaw": msg.ee_yaw,
+                "gripper_width": msg.gripper_width,
+            },
+            "workspace": ws if any(ws) else None,
+            "table_height": msg.table_height,
+            "source": msg.source or "ground_truth",
+        }
     )
 
 
