@@ -3,6 +3,7 @@ and the executor on the in-process simulator planning around an obstacle."""
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 
@@ -290,6 +291,50 @@ def test_world_model_unnamed_close_and_closing_on_nothing() -> None:
     assert world.finger_width == 0.0 and world.held is None
 
 
+def test_world_model_knows_what_the_hand_already_holds() -> None:
+    """A plan may start with an object in the hand (dynamic replanning): the gripper width says so."""
+
+    def world(width: float) -> WorldModel:
+        scene = SceneState.from_dict(
+            {
+                "objects": [{"name": "cube", "position": [0.5, 0.0, 0.025], "yaw": 0.0, "size": [0.05, 0.04, 0.05]}],
+                "end_effector": {"position": [0.5, 0.0, 0.03], "yaw": 0.0, "gripper_width": width},
+            }
+        )
+        return WorldModel(scene)
+
+    tcp = np.array([0.5, 0.0, 0.03])
+    held = world(0.039)  # closed on the cube: 4 cm across the fingers at yaw 0
+    assert held.held_at_start(tcp, 0.0) == "cube"
+    assert held.held is not None and "cube" not in {b.name for b in held.obstacles()}
+    assert TABLE in held.pick_support and held.finger_width == pytest.approx(0.039)
+    assert world(0.08).held_at_start(tcp, 0.0) is None  # open around it: just released, not held
+    assert world(0.0).held_at_start(tcp, 0.0) is None  # closed on nothing
+    assert world(0.039).held_at_start(np.array([0.5, 0.2, 0.03]), 0.0) is None  # closed, but elsewhere
+    assert world(0.02).held_at_start(tcp, 0.0) is None  # narrower than the cube: not this cube
+    assert world(0.049).held_at_start(tcp, math.pi / 2) == "cube"  # turned: 5 cm across the fingers
+
+
+def test_a_plan_that_starts_with_an_object_in_the_hand_carries_it() -> None:
+    """Grasp with one plan, lift and carry with the next: the block in the hand is no obstacle."""
+    sim = MujocoSimulation()
+    try:
+        instance = sim.reset(get_task("put_block"), 2)
+        scene = sim.scene_state()
+        plan = OraclePlanner().plan(PlanRequest(instance.instruction, scene, "put_block", instance.goal)).plan
+        grasp = next(i for i, p in enumerate(plan) if p.kind == PrimitiveKind.CLOSE_GRIPPER)
+        executor = PlanExecutor(DirectSimBackend(sim))
+        first = executor.execute(plan[: grasp + 1])
+        assert first.success, first.message
+        second = executor.execute(plan[grasp + 1 :])  # scene from the simulator: closed on the block
+        assert second.success, second.message
+        assert executor._world.held is None  # released at the end of the second plan
+        report = sim.check_success()
+    finally:
+        sim.close()
+    assert report.success, report
+
+
 # ------------------------------------------------------------------------------------------ executor on the sim
 def test_executor_plans_around_an_obstacle_and_the_arm_never_touches_it(wall_sim: MujocoSimulation) -> None:
     sim = wall_sim
@@ -393,7 +438,8 @@ def test_primitive_timeouts(wall_sim: MujocoSimulation) -> None:
 @pytest.mark.ros
 def test_executor_node_plans_against_the_published_scene(tmp_path) -> None:
     """The executor node takes its obstacles from /scene/ground_truth: moving the fingers into a block
-    is refused as a collision, unless a close_gripper on that block follows (a planned grasp)."""
+    is refused as a collision, unless a close_gripper on that block follows (a planned grasp). A goal
+    that carries the scene its plan was made for is planned against that scene instead."""
     from llm_trainer.bringup.graph import load_graph
     from llm_trainer.bringup.local import LocalGraph
     from llm_trainer.datagen.graph_client import GraphClient
@@ -405,7 +451,8 @@ def test_executor_node_plans_against_the_published_scene(tmp_path) -> None:
         client = GraphClient(record=False)
         try:
             client.wait_ready(timeout=90.0, alive_check=local.check_alive)
-            scene = scene_from_msg(client.reset("put_block", 1).scene)
+            scene_msg = client.reset("put_block", 1).scene
+            scene = scene_from_msg(scene_msg)
             block = next(o for o in scene.objects if o.category == "block")
             x, y, _ = block.position
             into = [Primitive.move((x, y, 0.12), block.yaw), Primitive.move((x, y, 0.03), block.yaw + math.pi / 4)]
@@ -416,5 +463,17 @@ def test_executor_node_plans_against_the_published_scene(tmp_path) -> None:
             grasp += [Primitive.close(block.name), Primitive.move((x, y, 0.12), block.yaw), Primitive.open()]
             result = client.execute([primitive_to_msg(p) for p in grasp], dry_run=True)
             assert result.success and result.message.startswith("dry run"), result.message
+            # A goal that carries its scene is planned against that scene, not the topic's.
+            into_msgs = [primitive_to_msg(p) for p in into]
+            result = client.execute(into_msgs, scene=scene_msg, dry_run=True)
+            assert result.error_code == ErrorCode.COLLISION and block.name in result.message, result.message
+            without_block = copy.deepcopy(scene_msg)
+            without_block.objects = [o for o in scene_msg.objects if o.name != block.name]
+            result = client.execute(into_msgs, scene=without_block, dry_run=True)
+            assert result.success, result.message
+            broken = copy.deepcopy(scene_msg)
+            broken.objects[0].position.x = float("nan")
+            result = client.execute(into_msgs, scene=broken, dry_run=True)
+            assert result.error_code == ErrorCode.INVALID and "invalid scene in the goal" in result.message
         finally:
             client.close()

@@ -652,14 +652,11 @@ def test_dynamic_replanning_in_the_simulator_with_oracle_answers() -> None:
     gen = Scripted([_one(p) for p in oracle.plan] + ["```python\ntask_completed()\n```"])
     from llm_trainer.execution.executor_config import ExecutorConfig
 
-    # The executor plans each call as a plan of its own and cannot yet be told that the gripper already
-    # holds a block (it would treat the block in the hand as an obstacle), so its collision checks are
-    # off here; the planner's own checks (grasp, release, reachability) still run on every step.
-    executor_config = ExecutorConfig()
-    executor_config.collision.enabled = False
+    # Each call is a plan of its own, collision checks on: after the grasp the executor sees the
+    # block in the hand from the gripper width and carries it instead of avoiding it.
     sim = MujocoSimulation(SimConfig(render_cameras=False))
     try:
-        executor = make_in_process_runner(sim, None, executor_config)
+        executor = make_in_process_runner(sim, None, ExecutorConfig())
         outcome = run_dynamic_in_sim(sim, LLMPlanner(gen, LLMOptions()), executor, "put_block", 3)
     finally:
         sim.close()

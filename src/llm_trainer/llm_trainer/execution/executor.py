@@ -145,10 +145,14 @@ class PlanExecutor:
         yaw = math.atan2(rot[1, 0], rot[0, 0])
         statuses = [PrimitiveStatus(i, p.kind) for i, p in enumerate(plan)]
         world = WorldModel(scene, open_width=self.config.open_width)
+        # An object already in the hand rides with it (dynamic replanning: one primitive per plan).
+        held_at_start = world.held_at_start(pos, yaw)
         checker = self._checker(world)
         if checker is not None:
             # Objects already between the fingers (a previous plan released them) may be touched on the way out.
-            checker.set_context(CollisionContext(obstacles=world.obstacles(), finger_width=world.finger_width))
+            checker.set_context(
+                CollisionContext(obstacles=world.obstacles(), attached=world.held, finger_width=world.finger_width)
+            )
             touching = {c.other for c in checker.contacts(q) if c.robot_part.startswith(("finger", "pad"))}
             world.just_released = frozenset(touching & set(world.boxes))
         next_events = next_gripper_events(plan)
@@ -158,7 +162,8 @@ class PlanExecutor:
             return steps, ExecutionResult(False, code, i, message, statuses)
 
         # Objects already between the fingers at the start count as just released (the first move leaves them).
-        first_after_grasp, first_after_release = False, bool(world.just_released)
+        # An object held at the start was just grasped as far as the next move knows (it may leave its support).
+        first_after_grasp, first_after_release = held_at_start is not None, bool(world.just_released)
         for i, prim in enumerate(plan):
             if prim.kind != PrimitiveKind.MOVE_GRIPPER:
                 if prim.kind == PrimitiveKind.CLOSE_GRIPPER:

@@ -128,6 +128,28 @@ class WorldModel:
         self.just_released = self.released_hosts = frozenset()
         return name
 
+    def held_at_start(self, tcp_position: np.ndarray, yaw: float, *, tolerance: float = 0.012) -> str | None:
+        """Attach the object the fingers already hold when a plan starts (None: nothing held).
+
+        A plan may start with an object in the hand: dynamic replanning sends one primitive per
+        request, so the lift after a ``close_gripper`` is a plan of its own. The scene says so
+        through the gripper width: fingers stopped short of ``open_width`` on an object at the TCP
+        whose width across the fingers matches that opening (within ``tolerance``). Fingers closed
+        on nothing, or open around an object they just released, hold nothing.
+        """
+        if self.scene is None or self.finger_width >= self.open_width - 0.005 or self.finger_width < 0.004:
+            return None
+        name = self.object_at(np.asarray(tcp_position, float), reach=0.03)
+        if name is None:
+            return None
+        across = self.extent_across_fingers(self.boxes[name], yaw)
+        if abs(across - self.finger_width) > tolerance:
+            return None
+        width = self.finger_width
+        held = self.close(name, np.asarray(tcp_position, float), yaw)
+        self.finger_width = width  # the measured opening, not the box's nominal width
+        return held
+
     def open(self, tcp_position: np.ndarray, yaw: float) -> str | None:
         """The gripper opens at a TCP pose: a held object drops onto what is under it."""
         self.finger_width = self.open_width
