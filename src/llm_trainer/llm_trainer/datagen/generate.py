@@ -72,6 +72,10 @@ class EpisodeRecord:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
 def run_graph_episode(client: GraphClient, task: str, seed: int, episode_id: str, planner: str) -> EpisodeRecord:
     """One episode through the graph; raises GraphError only when the graph itself fails."""
     t0 = time.perf_counter()
@@ -100,7 +104,7 @@ def run_graph_episode(client: GraphClient, task: str, seed: int, episode_id: str
         "raw_answer": plan.raw_answer,
     }
     if plan.success:
-        result = client.execute(plan.plan)
+        result = client.execute(plan.plan, scene=reset.scene)
         record.execution_ok = result.success
         record.message = result.message
         stop_meta["execution"] = {
@@ -118,10 +122,11 @@ def run_graph_episode(client: GraphClient, task: str, seed: int, episode_id: str
     record.details = report
     stop_meta["success_report"] = report
     stop_meta["final_scene"] = scene_from_msg(check.scene).to_dict()
-    record.sim_time = check.scene.header.stamp.sec + check.scene.header.stamp.nanosec * 1e-9
+    verdict_stamp = _seconds(check.scene.header.stamp)
+    record.sim_time = verdict_stamp - _seconds(reset.scene.header.stamp)  # sim time runs on across resets
     # The recorder keeps recording until it has seen /joint_states up to the verdict's time, so the
     # bag ends where the check ended (messages are still in flight when STOP arrives).
-    stop_meta["record_until"] = record.sim_time
+    stop_meta["record_until"] = verdict_stamp
     if client.record:
         stopped = client.stop_episode(episode_id, stop_meta, record.success)
         record.bag_path = stopped.bag_path

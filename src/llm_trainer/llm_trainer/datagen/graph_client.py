@@ -117,9 +117,21 @@ class GraphClient:
         )
         return self._call(self._plan, request, timeout, "plan")
 
-    def execute(self, plan, *, dry_run: bool = False, timeout: float = 600.0, feedback=None) -> ExecutePlan.Result:
+    def execute(
+        self,
+        plan,
+        *,
+        scene: SceneStateMsg | None = None,
+        dry_run: bool = False,
+        timeout: float = 600.0,
+        feedback=None,
+    ) -> ExecutePlan.Result:
+        """Run a plan; ``scene``: the scene it was planned for (else the executor waits for a fresh one)."""
+        goal = ExecutePlan.Goal(plan=plan, dry_run=dry_run, use_scene=scene is not None)
+        if scene is not None:
+            goal.scene = scene
         goal_handle = self._wait(
-            self._execute.send_goal_async(ExecutePlan.Goal(plan=plan, dry_run=dry_run), feedback_callback=feedback),
+            self._execute.send_goal_async(goal, feedback_callback=feedback),
             30.0,
             "execute (goal)",
         )

@@ -10,7 +10,8 @@ motion; feedback is sent per primitive; cancel stops the arm at once. Backends (
 
 The hardware backends start only with ``confirm_hardware:=true`` and ``robot_ip:=...`` (parameters
 or their YAML). Obstacles come from the ``scene_topic`` (``/scene/ground_truth`` in simulation,
-``/scene/objects`` from perception); each plan waits for a scene published after its goal arrived.
+``/scene/objects`` from perception) unless the goal carries the scene its plan was made for
+(``use_scene``); without one, each plan waits for a scene published after its goal arrived.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class SceneSubscriber:
     def latest(self) -> SceneState | None:
         with self._cond:
             return self._scene
+
+    def latest_since(self, stamp: float) -> SceneState | None:
+        """The latest scene if it was stamped at or after ``stamp`` (else None: it is older news)."""
+        with self._cond:
+            return self._scene if self._scene is not None and self._stamp >= stamp else None
 
     def fresh(self, timeout: float, now: float | None = None, max_age: float = 0.5) -> SceneState | None:
         """A scene received after the call and, given the robot's clock ``now``, stamped near it.
@@ -113,8 +119,12 @@ class ExecutorNode(Node):
         topic = self.config.scene_topic if topic == "<config>" else topic
         self._scenes = SceneSubscriber(self, topic, self._group) if topic else None
         self._scene_timeout = float(self.get_parameter("scene_timeout").value)
+        # Live scenes (re-checked before every motion) must not predate the scene the plan was made for.
+        self._live_since = 0.0
         self.executor_core = PlanExecutor(
-            self.backend, self.config, scene_source=self._scenes.latest if self._scenes else (lambda: None)
+            self.backend,
+            self.config,
+            scene_source=(lambda: self._scenes.latest_since(self._live_since)) if self._scenes else (lambda: None),
         )
         self._busy = threading.Lock()
         self._cancel_events: dict[bytes, threading.Event] = {}
@@ -156,14 +166,12 @@ class ExecutorNode(Node):
                 def feedback(status, total):
                     goal_handle.publish_feedback(ExecutePlan.Feedback(current=status_to_msg(status), total=total))
 
-                # A scene published after the goal arrived: never plan around a previous episode's objects.
-                now = self.backend.fresh_state_stamp() if hasattr(self.backend, "fresh_state_stamp") else None
-                scene = self._scenes.fresh(self._scene_timeout, now) if self._scenes else None
-                if self._scenes is not None and scene is None:
-                    self.get_logger().warning(
-                        f"no fresh scene on {self._scenes.topic} within {self._scene_timeout} s; "
-                        "planning around the last one received (if any)"
-                    )
+                scene, problem = self._scene_for(goal_handle.request)
+                if problem:
+                    result.success, result.error_code = False, ErrorCode.INVALID
+                    result.failed_index, result.message = -1, problem
+                    goal_handle.abort()
+                    return result
                 outcome = self.executor_core.execute(
                     plan, dry_run=goal_handle.request.dry_run, feedback=feedback, cancel=cancel, scene=scene
                 )
@@ -182,6 +190,28 @@ class ExecutorNode(Node):
             self.get_logger().warning(f"plan failed: {outcome.message}")
             goal_handle.abort()
         return result
+
+    def _scene_for(self, goal: ExecutePlan.Goal) -> tuple[SceneState | None, str]:
+        """The scene to plan around, and a reason to refuse the goal ("" when none)."""
+        if goal.use_scene:
+            # The scene the plan was made for: the planner and the executor agree on every object.
+            try:
+                scene = scene_from_msg(goal.scene)
+            except ValueError as exc:
+                return None, f"invalid scene in the goal: {exc}"
+            stamp = goal.scene.header.stamp
+            self._live_since = stamp.sec + stamp.nanosec * 1e-9
+            return scene, ""
+        # A scene published after the goal arrived: never plan around a previous episode's objects.
+        now = self.backend.fresh_state_stamp() if hasattr(self.backend, "fresh_state_stamp") else None
+        scene = self._scenes.fresh(self._scene_timeout, now) if self._scenes else None
+        self._live_since = now - 0.5 if now is not None else 0.0
+        if self._scenes is not None and scene is None:
+            self.get_logger().warning(
+                f"no fresh scene on {self._scenes.topic} within {self._scene_timeout} s; "
+                "planning around the last one received (if any)"
+            )
+        return scene, ""
 
     def destroy_node(self) -> None:
         backend = getattr(self, "backend", None)  # absent when the constructor failed

@@ -1,7 +1,8 @@
 """Simulator bridge node (embedded MuJoCo): the simulated Panda, its cameras and the task checks.
 
 Publishes ``/joint_states``, ``/joint_commands``, ``/ee_pose``, ``/scene/ground_truth``, ``/clock``
-and ``/cameras/<name>/{color,depth,camera_info}``, all stamped with simulation time. Offers
+and ``/cameras/<name>/{color,depth,camera_info}``, all stamped with simulation time, which runs
+on across resets (never backwards, as ``use_sim_time`` nodes and bags expect). Offers
 ``~/reset`` (ResetScene), ``~/check_success`` (CheckSuccess) and the controller actions
 ``~/follow_joint_trajectory`` and ``~/gripper_command`` that the executor drives, like
 ros2_control's controllers on the real robot.
@@ -120,6 +121,7 @@ class SimNode(Node):
         self._busy = False
         self._anchor: tuple[float, float, float] | None = None
         self._next_publish = {"joints": 0.0, "scene": 0.0, "cameras": 0.0}
+        self._clock_offset = 0.0  # [s] ROS time at the current episode's MuJoCo time 0
         self.sim: MujocoSimulation | None = None
         self._startup_error: BaseException | None = None
         self._thread = threading.Thread(target=self._physics_loop, name="physics", daemon=True)
@@ -202,14 +204,18 @@ class SimNode(Node):
             self._publish_state(sim, t)
         if t >= due["scene"]:
             due["scene"] = t + 1.0 / self.config.scene_rate_hz
-            self._scene_pub.publish(scene_to_msg(sim.scene_state(), stamp_from_seconds(t)))
+            self._scene_pub.publish(scene_to_msg(sim.scene_state(), self._stamp(t)))
         if self.config.render_cameras and t >= due["cameras"]:
             due["cameras"] = t + 1.0 / self.config.camera_rate_hz
             self._publish_cameras(sim, t)
         self._pace(sim)
 
+    def _stamp(self, t: float) -> Time:
+        """The ROS stamp of simulation time ``t`` in the current episode (see ``_clock_offset``)."""
+        return stamp_from_seconds(self._clock_offset + t)
+
     def _publish_state(self, sim: MujocoSimulation, t: float) -> None:
-        stamp = stamp_from_seconds(t)
+        stamp = self._stamp(t)
         self._clock_pub.publish(Clock(clock=stamp))
         names = list(panda.JOINT_NAMES + panda.FINGER_JOINT_NAMES)
         js = JointState(name=names)
@@ -233,7 +239,7 @@ class SimNode(Node):
         self._ee_pub.publish(pose)
 
     def _publish_cameras(self, sim: MujocoSimulation, t: float) -> None:
-        stamp = stamp_from_seconds(t)
+        stamp = self._stamp(t)
         for cam in self.config.cameras:
             rgb, depth = sim.render(cam.name)
             color_pub, depth_pub, info_pub = self._camera_pubs[cam.name]
@@ -263,6 +269,9 @@ class SimNode(Node):
             return response
 
         def reset():
+            # MuJoCo restarts its time at a reset; /clock and every stamp carry on from where the
+            # last episode ended, so ROS time never runs backwards and stamps tell episodes apart.
+            self._clock_offset += self.sim.time
             instance = self.sim.reset(task, int(request.seed))
             # A new episode restarts simulation time: restart the publishing schedule with it.
             self._next_publish = dict.fromkeys(self._next_publish, 0.0)
@@ -277,7 +286,7 @@ class SimNode(Node):
         response.message = f"task {instance.task_name} seed {instance.seed}"
         response.instruction = instance.instruction
         response.goal_json = json.dumps(instance.goal)
-        response.scene = scene_to_msg(scene, stamp_from_seconds(t))
+        response.scene = scene_to_msg(scene, self._stamp(t))
         self.get_logger().info(f"reset: {instance.task_name} seed {instance.seed}: {instance.instruction!r}")
         return response
 
@@ -292,7 +301,7 @@ class SimNode(Node):
         report, scene, t = self._submit(check)
         response.success = report.success
         response.details_json = json.dumps(report.to_dict())
-        response.scene = scene_to_msg(scene, stamp_from_seconds(t))
+        response.scene = scene_to_msg(scene, self._stamp(t))
         return response
 
     # ------------------------------------------------------------------ controller actions
