@@ -27,12 +27,23 @@ from llm_trainer_interfaces.action import FollowJointTrajectory, GripperCommand
 
 #: Seconds granted on top of a timeout for the goal and result to travel over DDS.
 TRANSPORT_SLACK = 10.0
+#: Seconds to let a just-discovered action server finish matching before the first goal: the
+#: client can see the server's request reader before the server sees the client's response
+#: reader, and an answer sent in that window is lost.
+DISCOVERY_SETTLE = 0.5
 
 
 def _wait_future(future, timeout: float) -> bool:
     done = threading.Event()
     future.add_done_callback(lambda _f: done.set())
     return done.wait(timeout)
+
+
+_NOT_STARTED = {
+    "unavailable": f"the simulator's {{what}} controller is not available (waited {TRANSPORT_SLACK:.0f} s)",
+    "unanswered": f"no answer from the {{what}} controller within {TRANSPORT_SLACK:.0f} s (goal or reply lost)",
+    "rejected": "the {what} controller rejected the goal",
+}
 
 
 class SimControllerBackend(MotionBackend):
@@ -47,6 +58,7 @@ class SimControllerBackend(MotionBackend):
             node, FollowJointTrajectory, f"{ns}/follow_joint_trajectory", callback_group=callback_group
         )
         self._gripper = ActionClient(node, GripperCommand, f"{ns}/gripper_command", callback_group=callback_group)
+        self._matched: set[int] = set()  # id() of the action clients whose server has been seen
         self._lock = threading.Lock()
         self._q: np.ndarray | None = None
         self._have_state = threading.Event()
@@ -101,11 +113,20 @@ class SimControllerBackend(MotionBackend):
             return self._q.copy()
 
     def _run_goal(self, client: ActionClient, goal, cancel: threading.Event, timeout: float):
-        """The action's result, or "rejected" / "timeout". The timeout is wall-clock time (the
+        """The action's result, or "unavailable" (no server), "unanswered" (no reply to the goal),
+        "rejected" or "timeout". The timeout is wall-clock time (the
         simulator runs at least as fast as real time here); on it the goal is cancelled, which
         makes the controller hold the arm where it is."""
+        if id(client) not in self._matched:
+            # The first goal would be lost (not queued) if the server is not discovered yet.
+            if not client.wait_for_server(timeout_sec=TRANSPORT_SLACK):
+                return "unavailable"
+            time.sleep(DISCOVERY_SETTLE)
+            self._matched.add(id(client))
         send = client.send_goal_async(goal)
-        if not _wait_future(send, TRANSPORT_SLACK) or not send.result().accepted:
+        if not _wait_future(send, TRANSPORT_SLACK):
+            return "unanswered"
+        if not send.result().accepted:
             return "rejected"
         handle = send.result()
         result_future = handle.get_result_async()
@@ -127,8 +148,8 @@ class SimControllerBackend(MotionBackend):
         goal = FollowJointTrajectory.Goal(trajectory=trajectory_to_msg(trajectory), goal_tolerance=0.01)
         wall = min(timeout, trajectory.duration * 20 + 30.0) + TRANSPORT_SLACK
         result = self._run_goal(self._trajectory, goal, cancel, timeout=wall)
-        if result == "rejected":
-            return TrajectoryOutcome(-1, float("inf"), 0.0, 0.0, "the trajectory controller rejected the goal")
+        if isinstance(result, str) and result in _NOT_STARTED:
+            return TrajectoryOutcome(-1, float("inf"), 0.0, 0.0, _NOT_STARTED[result].format(what="trajectory"))
         if result == "timeout":
             return TrajectoryOutcome(TIMED_OUT, float("inf"), 0.0, 0.0, f"no result within {wall:.0f} s; cancelled")
         final = None
@@ -142,5 +163,6 @@ class SimControllerBackend(MotionBackend):
         goal = GripperCommand.Goal(width=width, max_effort=force)
         result = self._run_goal(self._gripper, goal, cancel, timeout=min(timeout, 30.0) + TRANSPORT_SLACK)
         if isinstance(result, str):
-            return GripperResult(float("nan"), False, False, timed_out=result == "timeout", message=result)
+            why = _NOT_STARTED.get(result, "no result in time; cancelled").format(what="gripper")
+            return GripperResult(float("nan"), False, False, timed_out=result == "timeout", message=why)
         return GripperResult(result.width, result.stalled, result.reached_goal)
