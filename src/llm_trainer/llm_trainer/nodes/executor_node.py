@@ -17,6 +17,7 @@ or their YAML). Obstacles come from the ``scene_topic`` (``/scene/ground_truth``
 from __future__ import annotations
 
 import threading
+import traceback
 
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -172,9 +173,16 @@ class ExecutorNode(Node):
                     result.failed_index, result.message = -1, problem
                     goal_handle.abort()
                     return result
-                outcome = self.executor_core.execute(
-                    plan, dry_run=goal_handle.request.dry_run, feedback=feedback, cancel=cancel, scene=scene
-                )
+                try:
+                    outcome = self.executor_core.execute(
+                        plan, dry_run=goal_handle.request.dry_run, feedback=feedback, cancel=cancel, scene=scene
+                    )
+                except Exception as exc:  # noqa: BLE001 - a bug must still end the goal with its reason
+                    self.get_logger().error(f"plan execution raised: {exc!r}\n{traceback.format_exc()}")
+                    result.success, result.error_code = False, ErrorCode.BACKEND_ERROR
+                    result.failed_index, result.message = -1, f"internal error in the executor: {exc!r}"
+                    goal_handle.abort()
+                    return result
         finally:
             self._cancel_events.pop(key, None)
         result.success = outcome.success
