@@ -70,6 +70,11 @@ class EpisodeRecord:
     wall_time: float = 0.0
     sim_time: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
+    graph_error: str = ""  # the graph itself failed during this episode (it was restarted after)
+
+
+#: A worker restarts its node graph at most this many times before it gives up.
+MAX_GRAPH_RESTARTS = 3
 
 
 def _seconds(stamp) -> float:
@@ -77,9 +82,41 @@ def _seconds(stamp) -> float:
 
 
 def run_graph_episode(client: GraphClient, task: str, seed: int, episode_id: str, planner: str) -> EpisodeRecord:
-    """One episode through the graph; raises GraphError only when the graph itself fails."""
+    """One episode through the graph; a graph failure is kept in the record (``graph_error``).
+
+    A service or action that never answers (a lost DDS response, a node that died) fails this
+    episode, marked and with the reason, instead of the whole run; the caller restarts the graph.
+    """
     t0 = time.perf_counter()
     record = EpisodeRecord(0, episode_id, task, seed)
+    recording: dict[str, bool] = {"started": False}
+    try:
+        _run_graph_episode(client, task, seed, episode_id, planner, record, recording)
+    except GraphError as exc:
+        record.success = False
+        record.graph_error = str(exc)
+        record.message = f"graph error: {exc}"
+        if recording["started"]:
+            # Close the bag with the reason while the recorder still answers; if it does not, the
+            # graph's shutdown closes it as interrupted.
+            try:
+                stopped = client.stop_episode(episode_id, {"graph_error": str(exc)}, False, timeout=10.0)
+                record.bag_path = stopped.bag_path
+            except GraphError:
+                pass
+    record.wall_time = time.perf_counter() - t0
+    return record
+
+
+def _run_graph_episode(
+    client: GraphClient,
+    task: str,
+    seed: int,
+    episode_id: str,
+    planner: str,
+    record: EpisodeRecord,
+    recording: dict[str, bool],
+) -> None:
     reset = client.reset(task, seed)
     record.instruction = reset.instruction
     goal = json.loads(reset.goal_json or "{}")
@@ -94,6 +131,7 @@ def run_graph_episode(client: GraphClient, task: str, seed: int, episode_id: str
     }
     if client.record:
         client.start_episode(episode_id, metadata)
+        recording["started"] = True
     plan = client.plan(reset.instruction, reset.scene, task, goal, backend=planner)
     record.plan_ok = plan.success
     stop_meta: dict[str, Any] = {
@@ -129,9 +167,8 @@ def run_graph_episode(client: GraphClient, task: str, seed: int, episode_id: str
     stop_meta["record_until"] = verdict_stamp
     if client.record:
         stopped = client.stop_episode(episode_id, stop_meta, record.success)
+        recording["started"] = False
         record.bag_path = stopped.bag_path
-    record.wall_time = time.perf_counter() - t0
-    return record
 
 
 def _worker_dirs(out: Path, workers: int, k: int) -> Path:
@@ -166,6 +203,23 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
     t_start = time.perf_counter()
     startup: list[float] = []
 
+    graph_failures: list[str] = []
+
+    def record_episode(rec: EpisodeRecord) -> None:
+        with lock:
+            records.append(rec)
+            with open(episodes_log, "a", encoding="utf-8") as f:
+                f.write(json.dumps(asdict(rec)) + "\n")
+            done = len(records)
+            ok = sum(r.success for r in records)
+        status = "ok  " if rec.success else "FAIL"
+        log(
+            f"[{done}/{options.episodes}] {status} {rec.episode_id} seed {rec.seed} "
+            f"({rec.wall_time:.1f} s): {rec.instruction}"
+            + ("" if rec.success else f" -- {rec.message or 'task check failed'}")
+            + f"  [{ok} verified so far]"
+        )
+
     def worker(k: int) -> None:
         wdir = _worker_dirs(out, options.workers, k)
         domain = base_domain + k
@@ -175,37 +229,42 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
             "camera_rate_hz": options.camera_rate_hz,
             "planner_backend": options.planner,
         }
-        try:
-            with LocalGraph(graph, arguments, log_dir=out / "logs" / f"worker_{k}", domain_id=domain) as local:
-                client = GraphClient(domain_id=domain, record=options.record)
-                try:
-                    client.wait_ready(alive_check=local.check_alive)
+        pending = list(shares[k])
+        attempts = 0
+        while pending:
+            attempts += 1
+            try:
+                with LocalGraph(graph, arguments, log_dir=out / "logs" / f"worker_{k}", domain_id=domain) as local:
+                    client = GraphClient(domain_id=domain, record=options.record)
+                    try:
+                        client.wait_ready(alive_check=local.check_alive)
+                        if attempts == 1:
+                            with lock:
+                                startup.append(time.perf_counter() - t_start)
+                        while pending:
+                            local.check_alive()
+                            i = pending.pop(0)
+                            rec = run_graph_episode(
+                                client, options.task, options.seed + i, f"episode_{i:06d}", options.planner
+                            )
+                            rec.index, rec.worker = i, k
+                            record_episode(rec)
+                            if rec.graph_error:
+                                raise GraphError(f"{rec.episode_id}: {rec.graph_error}")
+                    finally:
+                        client.close()
+            except (GraphError, RuntimeError) as exc:
+                # Start the graph afresh (a lost response can leave a node waiting for it) and go
+                # on with the next episode; give up on a graph that keeps failing.
+                with lock:
+                    graph_failures.append(f"worker {k}: {exc}")
+                if not pending:
+                    return
+                if attempts > MAX_GRAPH_RESTARTS:
                     with lock:
-                        startup.append(time.perf_counter() - t_start)
-                    for i in shares[k]:
-                        local.check_alive()
-                        rec = run_graph_episode(
-                            client, options.task, options.seed + i, f"episode_{i:06d}", options.planner
-                        )
-                        rec.index, rec.worker = i, k
-                        with lock:
-                            records.append(rec)
-                            with open(episodes_log, "a", encoding="utf-8") as f:
-                                f.write(json.dumps(asdict(rec)) + "\n")
-                            done = len(records)
-                            ok = sum(r.success for r in records)
-                        status = "ok  " if rec.success else "FAIL"
-                        log(
-                            f"[{done}/{options.episodes}] {status} {rec.episode_id} seed {rec.seed} "
-                            f"({rec.wall_time:.1f} s): {rec.instruction}"
-                            + ("" if rec.success else f" -- {rec.message or 'task check failed'}")
-                            + f"  [{ok} verified so far]"
-                        )
-                finally:
-                    client.close()
-        except (GraphError, RuntimeError) as exc:
-            with lock:
-                errors.append(f"worker {k}: {exc}")
+                        errors.append(f"worker {k}: gave up after {attempts} graph starts: {exc}")
+                    return
+                log(f"worker {k}: restarting its node graph after: {exc}")
 
     threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(options.workers)]
     for t in threads:
@@ -239,6 +298,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
         "wall_time_s": round(wall, 2),
         "startup_time_s": round(startup_s, 2),
         "episodes_per_minute": round(60 * len(records) / episode_wall, 2),
+        "graph_failures": graph_failures,  # each one failed its episode and restarted that worker's graph
         "errors": errors,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

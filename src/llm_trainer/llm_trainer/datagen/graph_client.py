@@ -22,6 +22,9 @@ from llm_trainer_interfaces.action import ExecutePlan
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 from llm_trainer_interfaces.srv import CheckSuccess, EpisodeControl, PlanTask, ResetScene
 
+#: Seconds between discovering the graph's servers and the first call (see ``wait_ready``).
+DISCOVERY_SETTLE = 0.5
+
 
 class GraphError(RuntimeError):
     """The graph did not answer, or answered with an error."""
@@ -40,6 +43,10 @@ class GraphClient:
     def __init__(self, *, domain_id: int | None = None, endpoints: GraphEndpoints | None = None, record: bool = True):
         self.endpoints = endpoints or GraphEndpoints()
         self.record = record
+        # [s] how long a plan (an LLM may take minutes) and an execution may take before the
+        # graph counts as not answering
+        self.plan_timeout = 300.0
+        self.execute_timeout = 600.0
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = Node("llm_trainer_generator", context=self.context)
@@ -78,6 +85,8 @@ class GraphClient:
                 alive_check()
             pending = {n: c for n, c in pending.items() if not c.service_is_ready()}
             if not pending and self._execute.server_is_ready():
+                # We see the servers; let them see our response readers too, or the first answers are lost.
+                time.sleep(DISCOVERY_SETTLE)
                 return
             time.sleep(0.1)
         missing = list(pending) + ([] if self._execute.server_is_ready() else [self.endpoints.execute])
@@ -110,12 +119,12 @@ class GraphClient:
         task_name: str = "",
         goal: dict | None = None,
         backend: str = "",
-        timeout: float = 300.0,
+        timeout: float | None = None,
     ) -> PlanTask.Response:
         request = PlanTask.Request(
             instruction=instruction, task_name=task_name, goal_json=json.dumps(goal or {}), scene=scene, backend=backend
         )
-        return self._call(self._plan, request, timeout, "plan")
+        return self._call(self._plan, request, timeout or self.plan_timeout, "plan")
 
     def execute(
         self,
@@ -123,7 +132,7 @@ class GraphClient:
         *,
         scene: SceneStateMsg | None = None,
         dry_run: bool = False,
-        timeout: float = 600.0,
+        timeout: float | None = None,
         feedback=None,
     ) -> ExecutePlan.Result:
         """Run a plan; ``scene``: the scene it was planned for (else the executor waits for a fresh one)."""
@@ -137,7 +146,7 @@ class GraphClient:
         )
         if not goal_handle.accepted:
             raise GraphError("the executor rejected the goal (is another plan running?)")
-        return self._wait(goal_handle.get_result_async(), timeout, "execute").result
+        return self._wait(goal_handle.get_result_async(), timeout or self.execute_timeout, "execute").result
 
     def check_success(self, timeout: float = 60.0) -> CheckSuccess.Response:
         return self._call(self._check, CheckSuccess.Request(), timeout, "check_success")
