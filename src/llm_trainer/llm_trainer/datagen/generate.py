@@ -235,7 +235,9 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
             attempts += 1
             try:
                 with LocalGraph(graph, arguments, log_dir=out / "logs" / f"worker_{k}", domain_id=domain) as local:
-                    client = GraphClient(domain_id=domain, record=options.record)
+                    client = GraphClient(
+                        domain_id=domain, record=options.record, node_name=f"llm_trainer_generator_{k}"
+                    )
                     try:
                         client.wait_ready(alive_check=local.check_alive)
                         if attempts == 1:

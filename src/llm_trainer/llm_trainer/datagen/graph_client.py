@@ -40,7 +40,14 @@ class GraphEndpoints:
 
 
 class GraphClient:
-    def __init__(self, *, domain_id: int | None = None, endpoints: GraphEndpoints | None = None, record: bool = True):
+    def __init__(
+        self,
+        *,
+        domain_id: int | None = None,
+        endpoints: GraphEndpoints | None = None,
+        record: bool = True,
+        node_name: str = "llm_trainer_generator",
+    ):
         self.endpoints = endpoints or GraphEndpoints()
         self.record = record
         # [s] how long a plan (an LLM may take minutes) and an execution may take before the
@@ -49,7 +56,8 @@ class GraphClient:
         self.execute_timeout = 600.0
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = Node("llm_trainer_generator", context=self.context)
+        # One name per client in a process: rosout keeps one logger per node name.
+        self.node = Node(node_name, context=self.context)
         e = self.endpoints
         self._reset = self.node.create_client(ResetScene, e.reset)
         self._check = self.node.create_client(CheckSuccess, e.check_success)
