@@ -22,7 +22,7 @@ from llm_trainer.bringup.local import LocalGraph
 from llm_trainer.datagen.graph_client import GraphClient, GraphError
 from llm_trainer.planning.registry import BACKENDS
 from llm_trainer.primitives import plan_to_dicts
-from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg
+from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg, seconds_from_stamp
 from llm_trainer.tasks.registry import get_task
 
 
@@ -75,10 +75,6 @@ class EpisodeRecord:
 
 #: A worker restarts its node graph at most this many times before it gives up.
 MAX_GRAPH_RESTARTS = 3
-
-
-def _seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def run_graph_episode(client: GraphClient, task: str, seed: int, episode_id: str, planner: str) -> EpisodeRecord:
@@ -160,8 +156,8 @@ def _run_graph_episode(
     record.details = report
     stop_meta["success_report"] = report
     stop_meta["final_scene"] = scene_from_msg(check.scene).to_dict()
-    verdict_stamp = _seconds(check.scene.header.stamp)
-    record.sim_time = verdict_stamp - _seconds(reset.scene.header.stamp)  # sim time runs on across resets
+    verdict_stamp = seconds_from_stamp(check.scene.header.stamp)
+    record.sim_time = verdict_stamp - seconds_from_stamp(reset.scene.header.stamp)  # sim time runs on across resets
     # The recorder keeps recording until it has seen /joint_states up to the verdict's time, so the
     # bag ends where the check ended (messages are still in flight when STOP arrives).
     stop_meta["record_until"] = verdict_stamp

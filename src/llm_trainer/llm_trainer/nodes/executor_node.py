@@ -27,7 +27,7 @@ from llm_trainer.config import ConfigError
 from llm_trainer.execution.backends import HARDWARE_BACKENDS, BackendUnavailable, make_hardware_backend
 from llm_trainer.execution.executor import ErrorCode, PlanExecutor
 from llm_trainer.execution.executor_config import load_executor_config
-from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg, status_to_msg
+from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg, seconds_from_stamp, status_to_msg
 from llm_trainer.ros.node_runner import run_node
 from llm_trainer.ros.sim_controller_backend import SimControllerBackend
 from llm_trainer.scene import SceneState
@@ -53,7 +53,7 @@ class SceneSubscriber:
             return  # malformed (e.g. non-finite) scenes are not obstacles to trust
         with self._cond:
             self._scene = scene
-            self._stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            self._stamp = seconds_from_stamp(msg.header.stamp)
             self._count += 1
             self._cond.notify_all()
 
@@ -207,8 +207,7 @@ class ExecutorNode(Node):
                 scene = scene_from_msg(goal.scene)
             except ValueError as exc:
                 return None, f"invalid scene in the goal: {exc}"
-            stamp = goal.scene.header.stamp
-            self._live_since = stamp.sec + stamp.nanosec * 1e-9
+            self._live_since = seconds_from_stamp(goal.scene.header.stamp)
             return scene, ""
         # A scene published after the goal arrived: never plan around a previous episode's objects.
         now = self.backend.fresh_state_stamp() if hasattr(self.backend, "fresh_state_stamp") else None

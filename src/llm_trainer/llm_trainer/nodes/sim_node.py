@@ -33,7 +33,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 
 from llm_trainer.config import ConfigError
-from llm_trainer.ros.conversions import scene_to_msg
+from llm_trainer.ros.conversions import scene_to_msg, seconds_from_stamp
 from llm_trainer.ros.node_runner import run_node
 from llm_trainer.sim import panda_description as panda
 from llm_trainer.sim.mujoco_sim import MujocoSimulation
@@ -320,7 +320,7 @@ class SimNode(Node):
             result.message = "trajectory has no points"
             return result
         order = [names.index(n) for n in panda.JOINT_NAMES]
-        times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in traj.points])
+        times = np.array([seconds_from_stamp(p.time_from_start) for p in traj.points])
         positions = np.array([[p.positions[i] for i in order] for p in traj.points], dtype=float)
         tolerance = goal_handle.request.goal_tolerance or 0.01
         feedback = FollowJointTrajectory.Feedback()

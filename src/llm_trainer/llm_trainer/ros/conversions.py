@@ -124,6 +124,11 @@ def status_from_msg(msg: PrimitiveStatusMsg) -> PrimitiveStatus:
     )
 
 
+def seconds_from_stamp(stamp) -> float:
+    """Seconds of a ``builtin_interfaces`` Time or Duration (both are ``sec`` + ``nanosec``)."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
 def _duration(seconds: float) -> Duration:
     sec = int(np.floor(seconds))
     return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
@@ -140,6 +145,6 @@ def trajectory_to_msg(traj: JointTrajectory) -> JointTrajectoryMsg:
 
 
 def trajectory_from_msg(msg: JointTrajectoryMsg) -> JointTrajectory:
-    times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+    times = np.array([seconds_from_stamp(p.time_from_start) for p in msg.points])
     positions = np.array([list(p.positions) for p in msg.points], dtype=float).reshape(len(msg.points), -1)
     return JointTrajectory(tuple(msg.joint_names), times, positions)

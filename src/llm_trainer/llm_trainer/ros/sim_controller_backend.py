@@ -20,7 +20,7 @@ from sensor_msgs.msg import JointState
 from llm_trainer.execution.backend import TIMED_OUT, GripperResult, MotionBackend
 from llm_trainer.execution.backends.common import BackendUnavailable
 from llm_trainer.motion.trajectory import JointTrajectory
-from llm_trainer.ros.conversions import trajectory_to_msg
+from llm_trainer.ros.conversions import seconds_from_stamp, trajectory_to_msg
 from llm_trainer.sim import panda_description as panda
 from llm_trainer.sim.mujoco_sim import GripperOutcome, TrajectoryOutcome
 from llm_trainer_interfaces.action import FollowJointTrajectory, GripperCommand
@@ -79,7 +79,7 @@ class SimControllerBackend(MotionBackend):
             return
         with self._lock:
             self._q = np.array([msg.position[index[n]] for n in panda.JOINT_NAMES])
-            self._stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            self._stamp = seconds_from_stamp(msg.header.stamp)
             self._state_count += 1
             self._state_cond.notify_all()
         self._have_state.set()
