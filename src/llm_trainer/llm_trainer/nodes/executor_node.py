@@ -34,6 +34,9 @@ from llm_trainer.scene import SceneState
 from llm_trainer_interfaces.action import ExecutePlan
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 
+#: [s] How far before the robot's clock a scene may be stamped and still count as current.
+SCENE_MAX_AGE = 0.5
+
 
 class SceneSubscriber:
     """The latest SceneState from a topic; ``fresh()`` waits for one published after the call."""
@@ -66,13 +69,13 @@ class SceneSubscriber:
         with self._cond:
             return self._scene if self._scene is not None and self._stamp >= stamp else None
 
-    def fresh(self, timeout: float, now: float | None = None, max_age: float = 0.5) -> SceneState | None:
+    def fresh(self, timeout: float, now: float | None = None, max_age: float = SCENE_MAX_AGE) -> SceneState | None:
         """A scene received after the call and, given the robot's clock ``now``, stamped near it.
 
         Messages queued before the call may describe the previous episode (under load several can
         be in flight after a reset); the robot's clock tells them apart: a scene older than
-        ``max_age`` before ``now``, or from another time base (the simulator restarts its clock on a
-        reset), is skipped.
+        ``max_age`` before ``now``, or from another time base (a robot clock that was restarted), is
+        skipped.
         """
 
         def fits() -> bool:
@@ -150,7 +153,6 @@ class ExecutorNode(Node):
         return CancelResponse.ACCEPT
 
     def _execute(self, goal_handle) -> ExecutePlan.Result:
-        result = ExecutePlan.Result()
         key = bytes(goal_handle.goal_id.uuid)
         cancel = threading.Event()
         self._cancel_events[key] = cancel
@@ -159,32 +161,24 @@ class ExecutorNode(Node):
                 try:
                     plan = [primitive_from_msg(m) for m in goal_handle.request.plan]
                 except ValueError as exc:
-                    result.success, result.error_code = False, ErrorCode.INVALID
-                    result.failed_index, result.message = -1, f"invalid primitive: {exc}"
-                    goal_handle.abort()
-                    return result
+                    return _abort(goal_handle, ErrorCode.INVALID, f"invalid primitive: {exc}")
 
                 def feedback(status, total):
                     goal_handle.publish_feedback(ExecutePlan.Feedback(current=status_to_msg(status), total=total))
 
                 scene, problem = self._scene_for(goal_handle.request)
                 if problem:
-                    result.success, result.error_code = False, ErrorCode.INVALID
-                    result.failed_index, result.message = -1, problem
-                    goal_handle.abort()
-                    return result
+                    return _abort(goal_handle, ErrorCode.INVALID, problem)
                 try:
                     outcome = self.executor_core.execute(
                         plan, dry_run=goal_handle.request.dry_run, feedback=feedback, cancel=cancel, scene=scene
                     )
                 except Exception as exc:  # noqa: BLE001 - a bug must still end the goal with its reason
                     self.get_logger().error(f"plan execution raised: {exc!r}\n{traceback.format_exc()}")
-                    result.success, result.error_code = False, ErrorCode.BACKEND_ERROR
-                    result.failed_index, result.message = -1, f"internal error in the executor: {exc!r}"
-                    goal_handle.abort()
-                    return result
+                    return _abort(goal_handle, ErrorCode.BACKEND_ERROR, f"internal error in the executor: {exc!r}")
         finally:
             self._cancel_events.pop(key, None)
+        result = ExecutePlan.Result()
         result.success = outcome.success
         result.error_code = int(outcome.error_code)
         result.failed_index = outcome.failed_index
@@ -212,7 +206,7 @@ class ExecutorNode(Node):
         # A scene published after the goal arrived: never plan around a previous episode's objects.
         now = self.backend.fresh_state_stamp() if hasattr(self.backend, "fresh_state_stamp") else None
         scene = self._scenes.fresh(self._scene_timeout, now) if self._scenes else None
-        self._live_since = now - 0.5 if now is not None else 0.0
+        self._live_since = now - SCENE_MAX_AGE if now is not None else 0.0
         if self._scenes is not None and scene is None:
             self.get_logger().warning(
                 f"no fresh scene on {self._scenes.topic} within {self._scene_timeout} s; "
@@ -227,6 +221,12 @@ class ExecutorNode(Node):
                 backend.close()
         finally:
             super().destroy_node()
+
+
+def _abort(goal_handle, code: ErrorCode, message: str) -> ExecutePlan.Result:
+    """End a goal that failed before any primitive ran (failed_index -1) with its reason."""
+    goal_handle.abort()
+    return ExecutePlan.Result(success=False, error_code=int(code), failed_index=-1, message=message)
 
 
 def main(args: list[str] | None = None) -> int:
