@@ -29,6 +29,12 @@ def _start(ros_env: dict[str, str], script: str) -> subprocess.Popen:
     )
 
 
+def _kill_if_running(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def _wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -77,9 +83,7 @@ def test_planner_node_stops_on_signal_after_serving(tmp_path: Path, ros_context,
     finally:
         executor.shutdown()
         node.destroy_node()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill_if_running(proc)
 
 
 def test_signal_while_the_node_is_still_being_built_ends_the_process(ros_env) -> None:
@@ -102,9 +106,7 @@ def test_signal_while_the_node_is_still_being_built_ends_the_process(ros_env) ->
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10.0) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill_if_running(proc)
 
 
 def test_hung_clean_up_is_cut_off_by_the_watchdog(ros_env) -> None:
@@ -138,9 +140,7 @@ def test_hung_clean_up_is_cut_off_by_the_watchdog(ros_env) -> None:
         assert 1.5 < time.monotonic() - start < 15.0
         assert "clean-up did not finish within 2 s" in proc.stdout.read()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill_if_running(proc)
 
 
 def test_startup_error_is_one_line_and_exit_code_2(ros_env) -> None:

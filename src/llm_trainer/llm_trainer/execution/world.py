@@ -139,14 +139,15 @@ class WorldModel:
         """
         if self.scene is None or self.finger_width >= self.open_width - 0.005 or self.finger_width < 0.004:
             return None
-        name = self.object_at(np.asarray(tcp_position, float), reach=0.03)
+        tcp = np.asarray(tcp_position, float)
+        name = self.object_at(tcp, reach=0.03)
         if name is None:
             return None
         across = self.extent_across_fingers(self.boxes[name], yaw)
         if abs(across - self.finger_width) > tolerance:
             return None
         width = self.finger_width
-        held = self.close(name, np.asarray(tcp_position, float), yaw)
+        held = self.close(name, tcp, yaw)
         self.finger_width = width  # the measured opening, not the box's nominal width
         return held
 
