@@ -22,14 +22,13 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
-def _failure_reason(outcome) -> str:
-    if not outcome.plan:
-        return f"no plan: {outcome.plan_message[:90]}"
-    if not outcome.execution_message.startswith("executed"):
-        message = outcome.execution_message
-        return "execution: " + (message.split(": ", 1)[1] if ": " in message else message)[:90]
-    failed = [k for k, v in outcome.success_report.get("conditions", {}).items() if not v]
-    return "predicate: " + ", ".join(failed)
+def _failure_reason(record) -> str:
+    """The typed outcome, plus the predicate's failed conditions when the task was not achieved."""
+    reason = f"{record.outcome.kind.value}: {record.outcome.reason[:90]}"
+    if record.outcome.kind.value == "task_not_achieved":
+        failed = [k for k, v in record.success_report.get("conditions", {}).items() if not v]
+        reason = "task_not_achieved: " + ", ".join(failed)
+    return reason
 
 
 def run_task(task: str, episodes: int, seed: int) -> dict:

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from llm_trainer.datagen.episode import run_episode_in_process
+from llm_trainer.episodes import EpisodeRecord, OutcomeKind
 from llm_trainer.execution.backend import DirectSimBackend
 from llm_trainer.execution.executor import PlanExecutor
 from llm_trainer.planning.base import PlanRequest
@@ -230,16 +231,18 @@ def test_oracle_episodes_succeed_in_process(sim: MujocoSimulation, task_name: st
     planner = OraclePlanner()
     executor = PlanExecutor(DirectSimBackend(sim))
     for seed in range(5):
-        outcome = run_episode_in_process(sim, planner, executor, task_name, seed)
-        assert outcome.success, f"{task_name} seed {seed}: {outcome.execution_message} {outcome.success_report}"
-        assert outcome.success_report["success"] and outcome.success_report["conditions"]["gripper_released"]
-        assert outcome.planner == "oracle" and outcome.plan
-        assert outcome.execution_message.startswith("executed")
-        meta = outcome.to_metadata()
+        record = run_episode_in_process(sim, planner, executor, task_name, seed)
+        assert record.success, f"{task_name} seed {seed}: {record.outcome} {record.success_report}"
+        assert record.outcome.kind == OutcomeKind.SUCCESS
+        assert record.success_report["success"] and record.success_report["conditions"]["gripper_released"]
+        assert record.planning.backend == "oracle" and record.planning.plan
+        assert record.execution.success and record.execution.message.startswith("executed")
+        meta = EpisodeRecord.from_json(record.to_json()).to_dict()  # the versioned JSON form round-trips
+        assert meta["schema"] == "llm_trainer.episode" and meta["version"] == 1
         assert meta["task"] == task_name and meta["seed"] == seed and meta["instruction"]
         assert SceneState.from_dict(meta["scene"]).names() == [o.name for o in sim.instance.objects]
-        assert [Primitive.from_dict(p) for p in meta["plan"]][0] == Primitive.open()
-        assert outcome.timings["sim_time"] > 1.0
+        assert [Primitive.from_dict(p) for p in meta["planning"]["plan"]][0] == Primitive.open()
+        assert record.timing["sim_time"] > 1.0
 
 
 def test_episode_without_a_plan_is_a_failure(sim: MujocoSimulation) -> None:
@@ -252,8 +255,10 @@ def test_episode_without_a_plan_is_a_failure(sim: MujocoSimulation) -> None:
             return result
 
     executor = PlanExecutor(DirectSimBackend(sim))
-    outcome = run_episode_in_process(sim, Refuser(), executor, "put_block", 0)
-    assert not outcome.success
-    assert outcome.plan == [] and "rejected" in outcome.plan_message
-    assert outcome.execution_message == "not executed: no valid plan"
-    assert not outcome.success_report["success"]
+    record = run_episode_in_process(sim, Refuser(), executor, "put_block", 0)
+    assert not record.success
+    # Why it failed is typed, not a string prefix: the plan was refused before anything ran.
+    assert record.outcome.kind == OutcomeKind.PLAN_REJECTED and "close on nothing" in record.outcome.reason
+    assert record.planning.plan == [] and not record.planning.success
+    assert record.execution is None
+    assert not record.success_report["success"]

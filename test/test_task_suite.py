@@ -667,5 +667,5 @@ def test_tasks_for_llm_plans_only_are_listed_and_refused_by_the_oracle() -> None
 def test_oracle_episode_succeeds_in_process(sim: MujocoSimulation, task_name: str) -> None:
     """One whole episode per task through the executor (the 50-episode table is the script's job)."""
     executor = PlanExecutor(DirectSimBackend(sim))
-    outcome = run_episode_in_process(sim, OraclePlanner(), executor, task_name, 1)
-    assert outcome.success, f"{task_name}: {outcome.plan_message} {outcome.execution_message} {outcome.success_report}"
+    record = run_episode_in_process(sim, OraclePlanner(), executor, task_name, 1)
+    assert record.success, f"{task_name}: {record.outcome} {record.success_report}"

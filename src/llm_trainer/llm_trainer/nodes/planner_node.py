@@ -2,9 +2,10 @@
 
 The scene comes with the request or, when the request has none, from the latest message on
 ``scene_topic`` (perception's ``/scene/objects`` on the robot, the simulator's ground truth in
-simulation). Every request is appended to ``request_log`` (JSON lines: prompt and its version,
-raw answer, the parsed plan, the validated plan, every rejection reason), which later feeds the
-SFT exporter.
+simulation). Every request is appended to ``request_log``: one JSON line per request, the
+``PlanningRecord`` (prompt and its version, raw answer, the parsed and the validated plan, every
+rejection reason) with the request's ``episode_id`` and ``seed``, so plans join their episodes. The
+response carries the same record as ``planning_json``.
 
 Dynamic replanning over the service: ``goal_json`` may carry ``"planner_mode": "dynamic"``, the
 calls already executed (``"executed"``: primitives as dicts) and ``"holding"`` (the object in the
@@ -21,11 +22,11 @@ from pathlib import Path
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
-from llm_trainer.config import ConfigError
+from llm_trainer.config import ConfigError, to_dict
+from llm_trainer.episodes import PlanningRecord
 from llm_trainer.planning.base import PlanRequest
-from llm_trainer.planning.prompt import PROMPT_VERSION
 from llm_trainer.planning.registry import load_planner_config, make_planner
-from llm_trainer.primitives import plan_from_dicts, plan_to_dicts
+from llm_trainer.primitives import plan_from_dicts
 from llm_trainer.ros.conversions import primitive_to_msg, scene_from_msg
 from llm_trainer.ros.node_runner import run_node
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
@@ -78,6 +79,8 @@ class PlannerNode(Node):
             return response
         plan_request = PlanRequest(request.instruction, scene, request.task_name, goal, mode, history, holding)
         result = self._planners[backend].plan(plan_request)
+        record = PlanningRecord.from_result(result, to_dict(self.config.llm.prompt))
+        record.mode = mode
         response.success = result.success
         response.message = result.message
         response.plan = [primitive_to_msg(p) for p in result.plan]
@@ -85,31 +88,24 @@ class PlannerNode(Node):
         response.prompt = result.prompt
         response.raw_answer = result.raw_answer
         response.planning_time = result.planning_time
+        response.planning_json = json.dumps(record.to_dict())
         if not result.success:
             self.get_logger().warning(f"plan rejected for {request.instruction!r}: {result.message}")
-        self._log(request, scene.to_dict(), result)
+        self._log(request, scene.to_dict(), record)
         return response
 
-    def _log(self, request, scene: dict, result) -> None:
+    def _log(self, request, scene: dict, record: PlanningRecord) -> None:
+        """One line per request: the planning record plus what it was for (joins with the episode records)."""
         if not self._log_path:
             return
         entry = {
             "time": time.time(),
-            "instruction": request.instruction,
+            "episode_id": request.episode_id,
+            "seed": int(request.seed),
             "task_name": request.task_name,
-            "backend": result.backend,
+            "instruction": request.instruction,
             "scene": scene,
-            "prompt_version": PROMPT_VERSION if result.prompt else "",
-            "prompt": result.prompt,
-            "raw_answer": result.raw_answer,
-            "parsed_plan": plan_to_dicts(result.parsed_plan),
-            "plan": plan_to_dicts(result.plan),
-            "success": result.success,
-            "message": result.message,
-            "rejections": result.rejections,
-            "attempts": result.attempts,
-            "tokens": result.tokens,
-            "planning_time": result.planning_time,
+            **record.to_dict(),
         }
         with self._log_lock, open(self._log_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")

@@ -38,6 +38,7 @@ class PlanResult:
     completed: bool = False  # the model called task_completed()
     tokens: int = 0
     generation_time: float = 0.0
+    prompt_messages: list[dict[str, str]] = field(default_factory=list)  # the chat messages ``prompt`` flattens
 
 
 class Planner(ABC):

@@ -145,11 +145,12 @@ class LLMPlanner(Planner):
     def propose(self, request: PlanRequest, feedback: str = "") -> PlanResult:
         gen_request = self.generation_request(request, feedback)
         prompt_text = gen_request.prompt.text
+        messages = gen_request.prompt.messages
         try:
             generation = self.generator.generate(gen_request)
         except GenerationError as exc:
-            return PlanResult(False, [], self.name, f"generation failed: {exc}", prompt_text)
-        result = PlanResult(False, [], self.name, "", prompt_text, generation.text)
+            return PlanResult(False, [], self.name, f"generation failed: {exc}", prompt_text, prompt_messages=messages)
+        result = PlanResult(False, [], self.name, "", prompt_text, generation.text, prompt_messages=messages)
         result.tokens = generation.tokens
         result.generation_time = generation.seconds
         try:
