@@ -32,7 +32,7 @@ for _module in (srv, action):
             ALL_TYPES[f"action/{_name}.Impl.FeedbackMessage"] = _obj.Impl.FeedbackMessage
 
 EXPECTED_DEFINITIONS = {
-    "msg/ObjectState", "msg/SceneState", "msg/Primitive", "msg/PrimitiveStatus",
+    "msg/ObjectState", "msg/SceneState", "msg/Primitive", "msg/PrimitiveStatus", "msg/PrimitiveEvent",
     "srv/PlanTask.Request", "srv/PlanTask.Response", "srv/ResetScene.Request", "srv/ResetScene.Response",
     "srv/CheckSuccess.Request", "srv/CheckSuccess.Response",
     "srv/EpisodeControl.Request", "srv/EpisodeControl.Response",

@@ -163,8 +163,13 @@ def test_writes_reach_disk_before_close_and_close_is_idempotent(tmp_path):
     scene = make_scene(T0, 0)
     scene.objects[0].name = marker
     bag.write("/scene/ground_truth", SCENE, serialize_message(scene), T0)
-    # Without closing, the message bytes are already in the file (a crash here would not lose them).
-    assert marker.encode() in mcap.read_bytes()
+    # Without closing, the message is already in a complete (zstd-compressed) chunk on disk: a crash
+    # here would not lose it (the mcap stream reader finds it; recording.recovery rebuilds the bag).
+    from llm_trainer.recording.recovery import recover_mcap_messages
+
+    topics, messages = recover_mcap_messages(mcap)
+    assert topics == [("/scene/ground_truth", SCENE)] and len(messages) == 1
+    assert marker.encode() in messages[0][2] and marker.encode() not in mcap.read_bytes()
     assert read_episode_metadata(tmp_path / "ep")["status"] == "recording"
     with pytest.raises(ValueError, match="never closed"):
         read_episode_bag(tmp_path / "ep")
@@ -253,7 +258,7 @@ def _call(client, request, timeout: float = 20.0):
 
 
 @pytest.mark.ros
-def test_recorder_node_records_and_exports(tmp_path, ros_context):  # ros_context: test/conftest.py
+def test_recorder_node_records_and_the_exporter_reads_its_bag(tmp_path, ros_context):  # ros_context: test/conftest.py
     import h5py
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
@@ -346,8 +351,12 @@ def test_recorder_node_records_and_exports(tmp_path, ros_context):  # ros_contex
         assert meta["instruction"] == "stack red on blue" and meta["plan"] == stop_meta["plan"]
         assert meta["success"] is True and meta["status"] == "complete"
         assert meta["record_until_reached"] is True
-        assert meta["dataset"]["demo"] == "demo_0"
 
+        # The node writes bags only; datasets are exported from them (llm-trainer export).
+        assert not (tmp_path / "dataset.hdf5").exists()
+        from llm_trainer.datasets.export import ExportOptions, export_run
+
+        export_run(ExportOptions(run_dir=tmp_path, format="robomimic", out=tmp_path / "dataset.hdf5"))
         with h5py.File(tmp_path / "dataset.hdf5", "r") as f:
             demo = f["data/demo_0"]
             assert bool(demo.attrs["success"]) is True
@@ -357,12 +366,14 @@ def test_recorder_node_records_and_exports(tmp_path, ros_context):  # ros_contex
             assert json.loads(demo.attrs["object_names"]) == ["red_block", "blue_block"]
             assert list(f["mask/successful"][()]) == [b"demo_0"]
 
-        # ABORT keeps the bag, flags it, and does not export.
+        # ABORT keeps the bag and flags it; exporters skip it.
         assert request(EpisodeControl.Request.START).ok
         aborted = request(EpisodeControl.Request.ABORT)
         assert aborted.ok and aborted.episode_id == "episode_000001"
         assert read_episode_metadata(aborted.bag_path)["status"] == "aborted"
-        with h5py.File(tmp_path / "dataset.hdf5", "r") as f:
+        options = ExportOptions(run_dir=tmp_path, format="robomimic", out=tmp_path / "again.hdf5")
+        assert export_run(options)["skipped"] == {"aborted": 1}
+        with h5py.File(tmp_path / "again.hdf5", "r") as f:
             assert list(f["data"].keys()) == ["demo_0"]
         assert not request(EpisodeControl.Request.ABORT).ok
     finally:

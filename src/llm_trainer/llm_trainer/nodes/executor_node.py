@@ -27,11 +27,19 @@ from llm_trainer.config import ConfigError
 from llm_trainer.execution.backends import HARDWARE_BACKENDS, BackendUnavailable, make_hardware_backend
 from llm_trainer.execution.executor import ErrorCode, PlanExecutor
 from llm_trainer.execution.executor_config import load_executor_config
-from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg, seconds_from_stamp, status_to_msg
+from llm_trainer.ros.conversions import (
+    primitive_from_msg,
+    primitive_to_msg,
+    scene_from_msg,
+    seconds_from_stamp,
+    stamp_from_seconds,
+    status_to_msg,
+)
 from llm_trainer.ros.node_runner import run_node
 from llm_trainer.ros.sim_controller_backend import SimControllerBackend
 from llm_trainer.scene import SceneState
 from llm_trainer_interfaces.action import ExecutePlan
+from llm_trainer_interfaces.msg import PrimitiveEvent
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 
 #: [s] How far before the robot's clock a scene may be stamped and still count as current.
@@ -132,6 +140,7 @@ class ExecutorNode(Node):
         )
         self._busy = threading.Lock()
         self._cancel_events: dict[bytes, threading.Event] = {}
+        self._events = self.create_publisher(PrimitiveEvent, "~/primitive_events", 100)
         ActionServer(
             self,
             ExecutePlan,
@@ -165,6 +174,7 @@ class ExecutorNode(Node):
 
                 def feedback(status, total):
                     goal_handle.publish_feedback(ExecutePlan.Feedback(current=status_to_msg(status), total=total))
+                    self._publish_event(plan, status, total)
 
                 scene, problem = self._scene_for(goal_handle.request)
                 if problem:
@@ -192,6 +202,17 @@ class ExecutorNode(Node):
             self.get_logger().warning(f"plan failed: {outcome.message}")
             goal_handle.abort()
         return result
+
+    def _publish_event(self, plan, status, total: int) -> None:
+        """A primitive started or ended, stamped with the robot's clock (recorded: datagen info per sample)."""
+        event = PrimitiveEvent(index=int(status.index), total=int(total), status=status_to_msg(status))
+        event.primitive = primitive_to_msg(plan[status.index])
+        latest = getattr(self.backend, "latest_state_stamp", None)
+        if latest is not None:
+            event.header.stamp = stamp_from_seconds(latest())
+        else:
+            event.header.stamp = self.get_clock().now().to_msg()
+        self._events.publish(event)
 
     def _scene_for(self, goal: ExecutePlan.Goal) -> tuple[SceneState | None, str]:
         """The scene to plan around, and a reason to refuse the goal ("" when none)."""

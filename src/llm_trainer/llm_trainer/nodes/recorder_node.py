@@ -1,11 +1,14 @@
-"""demo_recorder: records episodes to MCAP on request and exports them to a robomimic HDF5 dataset.
+"""demo_recorder: records episodes to MCAP on request.
 
 Service ``~/episode`` (llm_trainer_interfaces/srv/EpisodeControl): START opens a bag under
 ``<output_dir>/bags/<episode_id>/`` and subscribes (raw CDR, no deserialisation) to the configured
 topics; subscriptions are kept across episodes and messages between episodes are ignored. STOP closes
-the bag, writes metadata.json and appends the episode to ``<output_dir>/dataset.hdf5``; ABORT closes
-it and marks it aborted (kept on disk, not exported). All logic lives in ``llm_trainer.recording``
-and ``llm_trainer.datasets``; this node only adapts ROS to them.
+the bag and writes metadata.json; ABORT closes it and marks it aborted (kept on disk). By default it
+records the robot's state topics, the executor's primitive events and, per camera, the compressed
+colour and depth streams, intrinsics and extrinsics of the camera contract
+(``llm_trainer.sensors.cameras``). Datasets are made from the bags by ``llm-trainer export``
+(``llm_trainer.datasets``), so any recorded run, also from the lab robot, can be exported again.
+All logic lives in ``llm_trainer.recording``; this node only adapts ROS to it.
 """
 
 from __future__ import annotations
@@ -19,29 +22,32 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from llm_trainer.datasets.robomimic_hdf5 import export_episode, make_env_args
 from llm_trainer.recording import (
     EpisodeRecorder,
     RecorderError,
     get_ros2_typestore,
     header_stamp_ns,
     parse_metadata_json,
-    read_episode_metadata,
-    update_metadata_json,
 )
 from llm_trainer.ros.node_runner import run_node
+from llm_trainer.sensors.cameras import TOPIC_ROOT, camera_topics
 from llm_trainer_interfaces.srv import EpisodeControl
 
 CAMERAS = ("front", "left", "right")
-DEFAULT_TOPICS = [
+STATE_TOPICS = [
     "/joint_states",
     "/joint_commands",
     "/ee_pose",
     "/scene/ground_truth",
     "/clock",
-    *[f"/cameras/{cam}/{kind}" for cam in CAMERAS for kind in ("color", "depth", "camera_info")],
+    "/executor/primitive_events",
 ]
-DATASET_FILE = "dataset.hdf5"
+
+
+def default_topics(cameras=CAMERAS) -> list[str]:
+    return STATE_TOPICS + [t for cam in cameras for t in camera_topics(cam).recorded()]
+
+
 RESOLVE_PERIOD_S = 0.25
 
 
@@ -57,10 +63,8 @@ class DemoRecorderNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("demo_recorder", **kwargs)
         self.declare_parameter("output_dir", "data/episodes")
-        self.declare_parameter("topics", DEFAULT_TOPICS)
-        self.declare_parameter("dataset_format", "robomimic")
-        self.declare_parameter("dataset_rate_hz", 10.0)
-        self.declare_parameter("include_images", False)
+        self.declare_parameter("cameras", list(CAMERAS))
+        self.declare_parameter("topics", [""])  # [""]: the state topics plus the cameras' contract topics
         # START waits (at most this long) until its subscriptions have matched the publishers already
         # advertised, so the first messages of an episode are not lost to DDS discovery.
         self.declare_parameter("start_match_timeout_s", 5.0)
@@ -79,12 +83,8 @@ class DemoRecorderNode(Node):
         self.declare_parameter("camera_qos_depth", 30)
 
         self._output_dir = Path(self.get_parameter("output_dir").value).expanduser()
-        self._topics = [str(t) for t in self.get_parameter("topics").value]
-        self._dataset_format = str(self.get_parameter("dataset_format").value)
-        if self._dataset_format not in ("robomimic", "none"):
-            raise ValueError(f"dataset_format must be 'robomimic' or 'none', got {self._dataset_format!r}")
-        self._rate_hz = float(self.get_parameter("dataset_rate_hz").value)
-        self._include_images = bool(self.get_parameter("include_images").value)
+        topics = [str(t) for t in self.get_parameter("topics").value if str(t)]
+        self._topics = topics or default_topics([str(c) for c in self.get_parameter("cameras").value])
         self._match_timeout_s = float(self.get_parameter("start_match_timeout_s").value)
         self._stop_drain_s = float(self.get_parameter("stop_drain_s").value)
         self._sync_topic = str(self.get_parameter("sync_topic").value)
@@ -107,9 +107,7 @@ class DemoRecorderNode(Node):
             RESOLVE_PERIOD_S, self._resolve_pending, callback_group=self._control_group
         )
         self._resolve_timer.cancel()
-        self.get_logger().info(
-            f"demo_recorder ready: {len(self._topics)} topics -> {self._output_dir} (dataset: {self._dataset_format})"
-        )
+        self.get_logger().info(f"demo_recorder ready: {len(self._topics)} topics -> {self._output_dir}")
 
     # ------------------------------------------------------------------ accessors (tests, diagnostics)
     @property
@@ -199,15 +197,6 @@ class DemoRecorderNode(Node):
         response.message_count = summary.message_count
         response.ok = True
         response.message = "; ".join([f"{summary.status}: {summary.message_count} messages", *notes])
-        if not abort and self._dataset_format == "robomimic":
-            try:
-                demo = self._export(summary.bag_path)
-            except Exception as exc:  # noqa: BLE001 - the bag is safe; report the export problem
-                update_metadata_json(summary.bag_path, {"dataset_error": f"{type(exc).__name__}: {exc}"})
-                response.ok = False
-                response.message = f"bag kept at {summary.bag_path}, but the dataset export failed: {exc}"
-                return
-            response.message += f"; appended as {demo} to {self._output_dir / DATASET_FILE}"
         self.get_logger().info(f"{'ABORT' if abort else 'STOP'} {summary.episode_id}: {response.message}")
 
     def _wait_recorded_until(self, until: object) -> bool:
@@ -222,18 +211,6 @@ class DemoRecorderNode(Node):
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)
-
-    def _export(self, bag_path: Path) -> str:
-        meta = read_episode_metadata(bag_path)
-        env_args = make_env_args(
-            simulator=str(meta.get("simulator", "mujoco")), task=str(meta.get("task", "")), config=meta.get("config")
-        )
-        dataset = self._output_dir / DATASET_FILE
-        demo = export_episode(
-            bag_path, dataset, rate_hz=self._rate_hz, include_images=self._include_images, env_args=env_args
-        )
-        update_metadata_json(bag_path, {"dataset": {"path": str(dataset), "demo": demo, "format": "robomimic"}})
-        return demo
 
     # ------------------------------------------------------------------ subscriptions
     def _resolve_pending(self) -> None:
@@ -261,7 +238,7 @@ class DemoRecorderNode(Node):
         # Reliable unless a publisher only offers best effort (a reliable reader would never match it).
         infos = self.get_publishers_info_by_topic(topic)
         best_effort = any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos)
-        depth = self._camera_depth if topic.startswith("/cameras/") else self._state_depth
+        depth = self._camera_depth if topic.startswith(TOPIC_ROOT + "/") else self._state_depth
         return QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=depth,
@@ -308,7 +285,7 @@ def main(args: list[str] | None = None) -> int:
         DemoRecorderNode,
         name="recorder_node",
         args=args,
-        # Closing an open episode indexes its bag and writes the dataset entry: give it time.
+        # Closing an open episode indexes its bag: give it time.
         cleanup_timeout_s=30.0,
     )
 

@@ -1,7 +1,8 @@
 """Simulator bridge node (embedded MuJoCo): the simulated Panda, its cameras and the task checks.
 
 Publishes ``/joint_states``, ``/joint_commands``, ``/ee_pose``, ``/scene/ground_truth``, ``/clock``
-and ``/cameras/<name>/{color,depth,camera_info}``, all stamped with simulation time, which runs
+and each camera's streams of the camera contract (``llm_trainer.sensors.cameras``: raw and
+compressed colour and depth, intrinsics, extrinsics), all stamped with simulation time, which runs
 on across resets (never backwards, as ``use_sim_time`` nodes and bags expect). Offers
 ``~/reset`` (ResetScene), ``~/check_success`` (CheckSuccess) and the controller actions
 ``~/follow_joint_trajectory`` and ``~/gripper_command`` that the executor drives, like
@@ -15,7 +16,6 @@ callbacks hand it jobs and wait. While a motion runs, physics goes as fast as th
 from __future__ import annotations
 
 import json
-import math
 import queue
 import threading
 import time
@@ -23,18 +23,27 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseStamped, TransformStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image, JointState
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 
 from llm_trainer.config import ConfigError
-from llm_trainer.ros.conversions import scene_to_msg, seconds_from_stamp
+from llm_trainer.ros.conversions import scene_to_msg, seconds_from_stamp, stamp_from_seconds
 from llm_trainer.ros.node_runner import run_node
+from llm_trainer.sensors.cameras import (
+    COLOR_ENCODING,
+    DEPTH_ENCODING,
+    WORLD_FRAME,
+    CameraModel,
+    camera_topics,
+    optical_frame,
+    rotation_to_quaternion,
+)
+from llm_trainer.sensors.image_codec import depth_to_mm, encode_color, encode_depth
 from llm_trainer.sim import panda_description as panda
 from llm_trainer.sim.mujoco_sim import MujocoSimulation
 from llm_trainer.sim.sim_config import SimConfig, load_sim_config
@@ -42,11 +51,6 @@ from llm_trainer.tasks.registry import get_task, task_names
 from llm_trainer_interfaces.action import FollowJointTrajectory, GripperCommand
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 from llm_trainer_interfaces.srv import CheckSuccess, ResetScene
-
-
-def stamp_from_seconds(t: float) -> Time:
-    sec = int(math.floor(t))
-    return Time(sec=sec, nanosec=int((t - sec) * 1e9))
 
 
 class _Job:
@@ -86,14 +90,22 @@ class SimNode(Node):
         self._ee_pub = self.create_publisher(PoseStamped, "/ee_pose", state_qos)
         self._scene_pub = self.create_publisher(SceneStateMsg, "/scene/ground_truth", 10)
         self._clock_pub = self.create_publisher(Clock, "/clock", 10)
-        self._camera_pubs = {
-            cam.name: (
-                self.create_publisher(Image, f"/cameras/{cam.name}/color", 10),
-                self.create_publisher(Image, f"/cameras/{cam.name}/depth", 10),
-                self.create_publisher(CameraInfo, f"/cameras/{cam.name}/camera_info", 10),
-            )
-            for cam in self.config.cameras
-        }
+        # The camera contract (llm_trainer.sensors.cameras): raw and image_transport-compressed streams,
+        # intrinsics, and the optical frame's pose (transient local, as /tf_static is).
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        self._camera_pubs = {}
+        for cam in self.config.cameras:
+            topics = camera_topics(cam.name)
+            self._camera_pubs[cam.name] = {
+                "color": self.create_publisher(Image, topics.color, 10),
+                "color_compressed": self.create_publisher(CompressedImage, topics.color_compressed, 10),
+                "depth": self.create_publisher(Image, topics.depth, 10),
+                "depth_compressed": self.create_publisher(CompressedImage, topics.depth_compressed, 10),
+                "camera_info": self.create_publisher(CameraInfo, topics.camera_info, 10),
+                "extrinsics": self.create_publisher(TransformStamped, topics.extrinsics, latched),
+            }
         self.create_service(ResetScene, "~/reset", self._on_reset, callback_group=self._group)
         self.create_service(CheckSuccess, "~/check_success", self._on_check_success, callback_group=self._group)
         ActionServer(
@@ -210,7 +222,7 @@ class SimNode(Node):
             self._publish_cameras(sim, t)
         self._pace(sim)
 
-    def _stamp(self, t: float) -> Time:
+    def _stamp(self, t: float):
         """The ROS stamp of simulation time ``t`` in the current episode (see ``_clock_offset``)."""
         return stamp_from_seconds(self._clock_offset + t)
 
@@ -242,22 +254,55 @@ class SimNode(Node):
         stamp = self._stamp(t)
         for cam in self.config.cameras:
             rgb, depth = sim.render(cam.name)
-            color_pub, depth_pub, info_pub = self._camera_pubs[cam.name]
-            frame = f"{cam.name}_optical_frame"
-            color = Image(height=cam.height, width=cam.width, encoding="rgb8", step=cam.width * 3, data=rgb.tobytes())
-            color.header.stamp, color.header.frame_id = stamp, frame
-            color_pub.publish(color)
-            dimg = Image(height=cam.height, width=cam.width, encoding="32FC1", step=cam.width * 4, data=depth.tobytes())
-            dimg.header.stamp, dimg.header.frame_id = stamp, frame
-            depth_pub.publish(dimg)
-            k = sim.camera_intrinsics(cam.name)
+            pubs = self._camera_pubs[cam.name]
+            frame = optical_frame(cam.name)
+            depth_mm = depth_to_mm(depth)
+            # Raw images only while someone listens (image_transport's habit): serialising them is costly.
+            if pubs["color"].get_subscription_count():
+                color = Image(height=cam.height, width=cam.width, encoding=COLOR_ENCODING, step=cam.width * 3)
+                color.data = rgb.tobytes()
+                color.header.stamp, color.header.frame_id = stamp, frame
+                pubs["color"].publish(color)
+            if pubs["depth"].get_subscription_count():
+                dimg = Image(height=cam.height, width=cam.width, encoding=DEPTH_ENCODING, step=cam.width * 2)
+                dimg.data = depth_mm.tobytes()
+                dimg.header.stamp, dimg.header.frame_id = stamp, frame
+                pubs["depth"].publish(dimg)
+            fmt, data = encode_color(rgb, self.config.color_format, self.config.jpeg_quality)
+            ccolor = CompressedImage(format=fmt, data=data)
+            ccolor.header.stamp, ccolor.header.frame_id = stamp, frame
+            pubs["color_compressed"].publish(ccolor)
+            fmt, data = encode_depth(depth_mm)
+            cdepth = CompressedImage(format=fmt, data=data)
+            cdepth.header.stamp, cdepth.header.frame_id = stamp, frame
+            pubs["depth_compressed"].publish(cdepth)
+            model = self._camera_model(sim, cam.name)
+            k = model.K
             info = CameraInfo(height=cam.height, width=cam.width, distortion_model="plumb_bob")
             info.header.stamp, info.header.frame_id = stamp, frame
             info.d = [0.0] * 5
             info.k = [float(v) for v in k.reshape(-1)]
             info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
             info.p = [k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
-            info_pub.publish(info)
+            pubs["camera_info"].publish(info)
+            pubs["extrinsics"].publish(self._extrinsics_msg(model, stamp))
+
+    def _camera_model(self, sim: MujocoSimulation, name: str) -> CameraModel:
+        pos, rot = sim.camera_pose_optical(name)
+        cam = sim.camera(name)
+        return CameraModel(name, cam.width, cam.height, sim.camera_intrinsics(name), pos, rot)
+
+    @staticmethod
+    def _extrinsics_msg(model: CameraModel, stamp) -> TransformStamped:
+        tf = TransformStamped()
+        tf.header.stamp, tf.header.frame_id = stamp, WORLD_FRAME
+        tf.child_frame_id = optical_frame(model.name)
+        tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z = (
+            float(v) for v in model.position
+        )
+        q = rotation_to_quaternion(model.rotation)
+        tf.transform.rotation.x, tf.transform.rotation.y, tf.transform.rotation.z, tf.transform.rotation.w = q
+        return tf
 
     # ------------------------------------------------------------------ services
     def _on_reset(self, request: ResetScene.Request, response: ResetScene.Response) -> ResetScene.Response:

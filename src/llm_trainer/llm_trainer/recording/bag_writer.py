@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rosbags.interfaces import Connection
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 
 from llm_trainer.recording.typestore import get_ros2_typestore, store_name
@@ -145,6 +145,7 @@ class EpisodeBagWriter:
         *,
         typestore: Typestore | None = None,
         flush_interval_s: float = 1.0,
+        compress: bool = True,
     ) -> None:
         self.path = Path(episode_dir)
         if self.path.exists():
@@ -154,6 +155,9 @@ class EpisodeBagWriter:
         self._flush_interval_s = flush_interval_s
         self._last_flush = time.monotonic()
         self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP)
+        if compress:
+            # MCAP chunk compression (rosbag2's own for MCAP storage): zstd per chunk; readers decompress.
+            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         self._writer.open()
         self._connections: dict[str, Connection] = {}
         self.counts: dict[str, int] = {}

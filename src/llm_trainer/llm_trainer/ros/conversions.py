@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from builtin_interfaces.msg import Duration
+from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Point, Vector3
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
@@ -122,6 +124,12 @@ def status_from_msg(msg: PrimitiveStatusMsg) -> PrimitiveStatus:
         msg.tracking_error,
         msg.message,
     )
+
+
+def stamp_from_seconds(t: float) -> Time:
+    """A ``builtin_interfaces`` Time of ``t`` seconds."""
+    sec = int(math.floor(t))
+    return Time(sec=sec, nanosec=min(int((t - sec) * 1e9), 999_999_999))
 
 
 def seconds_from_stamp(stamp) -> float:

@@ -84,6 +84,11 @@ class SimControllerBackend(MotionBackend):
             self._state_cond.notify_all()
         self._have_state.set()
 
+    def latest_state_stamp(self) -> float:
+        """Stamp [s] of the newest joint state received (no waiting): the robot's clock, roughly now."""
+        with self._lock:
+            return self._stamp
+
     def fresh_state_stamp(self) -> float:
         """Stamp [s] of a joint state published after this call: the robot's 'now' in its own clock."""
         self.joint_positions()

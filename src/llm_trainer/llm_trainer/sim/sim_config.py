@@ -48,6 +48,8 @@ class SimConfig:
     joint_state_rate_hz: float = 50.0
     scene_rate_hz: float = 10.0
     real_time_factor: float = 0.0  # 0: as fast as the CPU allows while a motion runs; >0: paced
+    color_format: str = "jpeg"  # compressed colour stream: jpeg (lossy, quality below) or png (lossless)
+    jpeg_quality: int = 90
     cameras: list[CameraConfig] = field(default_factory=_default_cameras)
 
     def validate(self) -> None:
@@ -58,6 +60,10 @@ class SimConfig:
                 raise ValueError(f"{name} must be positive")
         if self.real_time_factor < 0:
             raise ValueError("real_time_factor must be >= 0 (0 means unpaced)")
+        if self.color_format not in ("jpeg", "png"):
+            raise ValueError(f"color_format must be jpeg or png, got {self.color_format!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError("jpeg_quality must be within [1, 100]")
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise ValueError(f"camera names must be unique: {names}")

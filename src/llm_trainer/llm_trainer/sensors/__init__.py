@@ -1,0 +1,1 @@
+"""Sensors: the camera contract (names, topics, frames, intrinsics, extrinsics) and image codecs."""
