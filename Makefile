@@ -8,7 +8,7 @@ BUILD_DIR := $(CURDIR)/build
 # rclpy needs ROS_LOG_DIR (or HOME); keep its logs inside the (gitignored) build folder.
 ROS_LOG_DIR_TEST := $(BUILD_DIR)/ros_log
 
-.PHONY: setup demo test test-fast lint bench bench-executor bench-planner clean
+.PHONY: setup demo test test-fast lint bench bench-executor bench-planner bench-recording reader-venvs clean
 
 setup:
 	VENV="$(VENV)" bash scripts/setup.sh
@@ -25,11 +25,19 @@ test: setup
 test-fast: setup
 	ROS_LOG_DIR="$(ROS_LOG_DIR_TEST)" $(PY) -m pytest test -q -ra -m "not slow"
 
+# The users' own dataset readers (robomimic's SequenceDataset, lerobot's LeRobotDataset) in side venvs
+# under .venv-readers/; the export tests use them where present and are skipped, with the reason, where not.
+reader-venvs:
+	bash scripts/reader_venvs.sh all
+
 lint: setup
 	$(VENV)/bin/ruff check src test
 
 bench: setup
 	$(PY) scripts/benchmark_generation.py
+
+bench-recording: setup
+	$(PY) scripts/benchmark_recording.py
 
 bench-executor: setup
 	$(PY) scripts/benchmark_executor.py --trials 100

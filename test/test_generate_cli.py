@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import pytest
 
+from llm_trainer.episodes import EpisodeRecord, OutcomeKind
 from llm_trainer.recording.bag_reader import bag_summary
 
 
@@ -41,19 +42,25 @@ def test_generate_records_bags_and_dataset_with_success_flags(tmp_path, ros_env)
         "/joint_commands",
         "/ee_pose",
         "/scene/ground_truth",
-        "/cameras/front/color",
-        "/cameras/left/depth",
-        "/cameras/right/camera_info",
+        "/executor/primitive_events",
+        "/cameras/front/color/image_raw/compressed",
+        "/cameras/left/depth/image_raw/compressedDepth",
+        "/cameras/right/color/camera_info",
+        "/cameras/right/extrinsics",
     ):
         assert counts.get(topic, 0) > 0, f"{topic} missing from the bag: {counts}"
+    # Raw images are published only while someone listens: the bag keeps the compressed streams.
+    assert not any(t.endswith("/image_raw") for t in counts), counts
     # Cameras at 5 Hz and joint states at 50 Hz of simulated time: about ten states per image.
-    assert 5 < counts["/joint_states"] / counts["/cameras/front/color"] < 15
+    assert 5 < counts["/joint_states"] / counts["/cameras/front/color/image_raw/compressed"] < 15
     meta = json.loads((bags[0] / "metadata.json").read_text())
-    assert meta["task"] == "put_block" and meta["seed"] == 5
-    assert meta["instruction"].startswith("put the ")
-    assert meta["plan"] and meta["success_report"]["success"] is True
+    record = EpisodeRecord.from_dict(meta["record"])  # the one versioned episode record
+    assert meta["status"] == "complete" and meta["success"] is True
+    assert record.task == "put_block" and record.seed == 5 and record.instruction.startswith("put the ")
+    assert record.planning.plan and record.success_report["success"] is True
+    assert record.outcome.kind == OutcomeKind.SUCCESS and record.provenance["runner"] == "graph"
 
-    with h5py.File(out / "dataset.hdf5", "r") as f:
+    with h5py.File(out / "dataset.hdf5", "r") as f:  # exported from the bags at the end of the run
         demos = sorted(f["data"].keys())
         assert demos == ["demo_0", "demo_1", "demo_2"]
         demo = f["data/demo_1"]
@@ -61,10 +68,16 @@ def test_generate_records_bags_and_dataset_with_success_flags(tmp_path, ros_env)
         assert int(demo.attrs["seed"]) == 6
         assert demo["actions"].shape[1] == 8 and demo["obs/joint_pos"].shape[1] == 7
         assert demo["actions"].shape[0] == demo.attrs["num_samples"] > 10
+        assert demo["next_obs/joint_pos"].shape == demo["obs/joint_pos"].shape
+        # every sample knows the primitive it belongs to; the plan's primitives appear in order
+        index = demo["datagen_info/primitive_index"][()]
+        assert index[-1] == len(record.planning.plan) - 1 and (index[1:] >= index[:-1]).all()
     lines = (out / "episodes.jsonl").read_text().splitlines()
-    assert len(lines) == 3 and all(json.loads(line)["success"] for line in lines)
-    requests = (out / "planner_requests.jsonl").read_text().splitlines()
-    assert len(requests) == 3 and json.loads(requests[0])["backend"] == "oracle"
+    assert len(lines) == 3 and all(EpisodeRecord.from_json(line).success for line in lines)
+    requests = [json.loads(x) for x in (out / "planner_requests.jsonl").read_text().splitlines()]
+    assert len(requests) == 3 and requests[0]["backend"] == "oracle"
+    # the planner's log joins the episodes by id and seed
+    assert [(r["episode_id"], r["seed"]) for r in requests] == [(f"episode_00000{i}", 5 + i) for i in range(3)]
 
 
 @pytest.mark.ros
@@ -99,8 +112,10 @@ def test_generate_keeps_failed_episodes_marked(tmp_path, repo_root):
         assert not any(bool(f[f"data/{d}"].attrs["success"]) for d in f["data"])
         assert sorted(n.decode() for n in f["mask/failed"][:]) == ["demo_0", "demo_1"]
     for line in (out / "episodes.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        assert not record["success"] and "safety workspace" in record["message"]
+        record = EpisodeRecord.from_json(line)
+        # typed: refused before any motion, with the executor's reason
+        assert not record.success and record.outcome.kind == OutcomeKind.EXECUTION_REFUSED
+        assert "safety workspace" in record.outcome.reason and record.execution.error == "LIMIT"
     assert len(list((out / "bags").iterdir())) == 2
 
 

@@ -127,11 +127,11 @@ def test_cancel_stops_a_running_execution(graph):
             running.set()
 
     send = client._execute.send_goal_async(ExecutePlan.Goal(plan=plan), feedback_callback=on_feedback)
-    handle = GraphClient._wait(send, 30.0, "goal")
+    handle = client._wait(send, 30.0, "goal")
     assert handle.accepted
     assert running.wait(60.0), "execution never reached the second primitive"
-    GraphClient._wait(handle.cancel_goal_async(), 10.0, "cancel")
-    result = GraphClient._wait(handle.get_result_async(), 60.0, "result").result
+    client._wait(handle.cancel_goal_async(), 10.0, "cancel")
+    result = client._wait(handle.get_result_async(), 60.0, "result").result
     assert result.error_code == ErrorCode.CANCELED
     assert 1 <= result.failed_index < len(plan) - 1
     # The arm is stopped: two joint states a moment apart agree.

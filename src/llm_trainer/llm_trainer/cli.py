@@ -1,6 +1,8 @@
 """``llm-trainer``: one subcommand per job.
 
     llm-trainer generate --task stack_blocks --episodes 20 --planner oracle --out runs/demo
+    llm-trainer export --from RUN_DIR --format robomimic|lerobot|sft-jsonl --out OUT [--images]
+    llm-trainer show RUN_DIR [--episode ID]
     llm-trainer bringup sim [--arg output_dir=runs/x]
     llm-trainer tasks
     llm-trainer scene --task put_block --seed 3 [--prompt]
@@ -52,6 +54,37 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr, flush=True)
     print(json.dumps(summary), flush=True)
     return 1 if summary["errors"] else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from llm_trainer.datasets.export import ExportOptions, export_run
+
+    options = ExportOptions(
+        run_dir=Path(args.from_dir),
+        format=args.format,
+        out=Path(args.out),
+        images=args.images,
+        depth=args.depth,
+        include_failures=args.include_failures,
+        action_space=args.action_space,
+        rate_hz=args.rate,
+        valid_fraction=args.valid_fraction,
+        cameras=args.cameras.split(",") if args.cameras else None,
+    )
+    if Path(args.out).exists() and not args.force:
+        raise FileExistsError(f"{args.out} exists; choose another --out or pass --force to replace it")
+    summary = export_run(options)
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from llm_trainer.datasets.show import show_run
+
+    summary = show_run(Path(args.run_dir), episode=args.episode, out=Path(args.out) if args.out else None,
+                       videos=not args.no_video, rerun=args.rerun)  # fmt: skip
+    print(json.dumps(summary), flush=True)
+    return 0
 
 
 def _parse_graph_args(pairs: list[str]) -> dict:
@@ -257,6 +290,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="ROS domain of the (first) worker's graph; default: a random free-looking one per run",
     )
     g.set_defaults(func=_cmd_generate)
+
+    x = sub.add_parser("export", help="export a run's episode bags to robomimic HDF5, LeRobot v3.0 or SFT JSONL")
+    x.add_argument("--from", dest="from_dir", required=True, metavar="RUN_DIR", help="a generation run directory")
+    x.add_argument("--format", required=True, choices=("robomimic", "lerobot", "sft-jsonl"))
+    x.add_argument("--out", required=True, help="output file (robomimic, sft-jsonl) or directory (lerobot)")
+    x.add_argument("--images", action="store_true", help="include camera colour images")
+    x.add_argument("--depth", action="store_true", help="include depth images (robomimic only)")
+    x.add_argument("--include-failures", action="store_true", help="also export failed episodes (marked)")
+    x.add_argument(
+        "--action-space", default="joint_pos", choices=("joint_pos", "ee_pose_abs", "ee_pose_delta"),
+        help="joint_pos (default), ee_pose_abs or ee_pose_delta (see the README for frames and units)",
+    )  # fmt: skip
+    x.add_argument("--rate", type=float, default=10.0, help="sample rate of the exported time grid [Hz]")
+    x.add_argument("--valid-fraction", type=float, default=0.1, help="robomimic: share of demos in mask/valid")
+    x.add_argument("--cameras", default=None, help="comma-separated camera names (default: all)")
+    x.add_argument("--force", action="store_true", help="replace an existing --out")
+    x.set_defaults(func=_cmd_export)
+
+    w = sub.add_parser("show", help="look at a run: contact sheet PNG, MP4 per camera, summary")
+    w.add_argument("run_dir", help="a generation run directory")
+    w.add_argument("--episode", default=None, help="episode id (default: the first complete one)")
+    w.add_argument("--out", default=None, help="where the pictures go (default RUN_DIR/show/)")
+    w.add_argument("--no-video", action="store_true", help="skip the MP4s")
+    w.add_argument("--rerun", action="store_true", help="also write a Rerun recording (needs rerun-sdk)")
+    w.set_defaults(func=_cmd_show)
 
     b = sub.add_parser("bringup", help="start a node graph here (what `ros2 launch` does on full installs)")
     b.add_argument("graph", help="graph name in config/graphs/ (e.g. sim) or a YAML path")

@@ -1,8 +1,13 @@
 """``llm-trainer generate``: verified demonstrations through the real node graph.
 
 For each episode: reset the simulator (seeded) -> start recording -> plan (service) -> execute
-(action) -> verify (the simulator's success predicate) -> stop recording with the verdict.
-Failures are kept and marked, never dropped. Episodes parallelise over workers: each worker
+(action) -> verify (the simulator's success predicate) -> stop recording with the verdict. Every
+episode ends as one ``EpisodeRecord`` (``llm_trainer.episodes``) in ``episodes.jsonl`` and in its
+bag's ``metadata.json``; failures are kept with their typed outcome, never dropped. An attempt lost
+to the graph itself (a node died, no answer) is set aside and the episode tried again on a fresh
+graph, so ``--episodes N`` gives N real verdicts. At the end the bags are exported to a robomimic
+``dataset.hdf5`` (``llm-trainer export`` does the other formats, and this one again, from the bags).
+Episodes parallelise over workers: each worker
 starts its own node graph on its own ROS domain, so graphs never see each other's topics.
 """
 
@@ -13,16 +18,28 @@ import os
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llm_trainer.bringup.graph import load_graph
 from llm_trainer.bringup.local import LocalGraph
 from llm_trainer.datagen.graph_client import GraphClient, GraphError
+from llm_trainer.episodes import (
+    EpisodeRecord,
+    ExecutionRecord,
+    Outcome,
+    OutcomeKind,
+    PlanningRecord,
+    classify,
+    provenance,
+)
+from llm_trainer.execution.errors import ErrorCode
+from llm_trainer.execution.executor import ExecutionResult
 from llm_trainer.planning.registry import BACKENDS
 from llm_trainer.primitives import plan_to_dicts
-from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg, seconds_from_stamp
+from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg, seconds_from_stamp, status_from_msg
 from llm_trainer.tasks.registry import get_task
 
 
@@ -54,121 +71,140 @@ class GenerateOptions:
             raise ValueError("--camera-rate must be positive")
 
 
-@dataclass
-class EpisodeRecord:
-    index: int
-    episode_id: str
-    task: str
-    seed: int
-    instruction: str = ""
-    success: bool = False
-    plan_ok: bool = False
-    execution_ok: bool = False
-    message: str = ""
-    bag_path: str = ""
-    worker: int = 0
-    wall_time: float = 0.0
-    sim_time: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)
-    graph_error: str = ""  # the graph itself failed during this episode (it was restarted after)
-
-
 #: A worker restarts its node graph at most this many times before it gives up.
 MAX_GRAPH_RESTARTS = 3
+#: An episode lost to an infrastructure fault is tried again on a fresh graph, this many tries in all.
+MAX_EPISODE_ATTEMPTS = 2
 
 
-def run_graph_episode(client: GraphClient, task: str, seed: int, episode_id: str, planner: str) -> EpisodeRecord:
-    """One episode through the graph; a graph failure is kept in the record (``graph_error``).
-
-    A service or action that never answers (a lost DDS response, a node that died) fails this
-    episode, marked and with the reason, instead of the whole run; the caller restarts the graph.
-    """
-    t0 = time.perf_counter()
-    record = EpisodeRecord(0, episode_id, task, seed)
-    recording: dict[str, bool] = {"started": False}
-    try:
-        _run_graph_episode(client, task, seed, episode_id, planner, record, recording)
-    except GraphError as exc:
-        record.success = False
-        record.graph_error = str(exc)
-        record.message = f"graph error: {exc}"
-        if recording["started"]:
-            # Close the bag with the reason while the recorder still answers; if it does not, the
-            # graph's shutdown closes it as interrupted.
-            try:
-                stopped = client.stop_episode(episode_id, {"graph_error": str(exc)}, False, timeout=10.0)
-                record.bag_path = stopped.bag_path
-            except GraphError:
-                pass
-    record.wall_time = time.perf_counter() - t0
-    return record
-
-
-def _run_graph_episode(
+def run_graph_episode(
     client: GraphClient,
     task: str,
     seed: int,
     episode_id: str,
     planner: str,
-    record: EpisodeRecord,
-    recording: dict[str, bool],
-) -> None:
-    reset = client.reset(task, seed)
+    *,
+    index: int = 0,
+    worker: int = 0,
+    attempt: int = 1,
+) -> EpisodeRecord:
+    """One episode through the graph. A graph failure is an ``infrastructure`` outcome with the reason.
+
+    A service or action that never answers (a lost DDS response) or a node that dies fails this
+    episode's attempt, marked and with the reason, instead of the whole run; the caller restarts
+    the graph and tries the episode again.
+    """
+    t0 = time.perf_counter()
+    record = EpisodeRecord(
+        episode_id, task, seed, index=index, provenance=provenance("graph", worker=worker, attempt=attempt)
+    )
+    recording: dict[str, bool] = {"started": False}
+    try:
+        _run_graph_episode(client, planner, record, recording)
+    except GraphError as exc:
+        record.success = False
+        record.outcome = Outcome(OutcomeKind.INFRASTRUCTURE, str(exc))
+        if recording["started"]:
+            # Close the bag with the reason while the recorder still answers; if it does not, the
+            # generator marks the partial bag after the graph has stopped.
+            try:
+                stopped = client.stop_episode(episode_id, {"record": record.to_dict()}, False, timeout=10.0)
+                record.bag = stopped.bag_path
+            except GraphError:
+                pass
+    record.timing["wall"] = time.perf_counter() - t0
+    return record
+
+
+def _execution_record(result) -> ExecutionRecord:
+    return ExecutionRecord.from_result(
+        ExecutionResult(
+            bool(result.success),
+            ErrorCode(int(result.error_code)),
+            int(result.failed_index),
+            result.message,
+            [status_from_msg(s) for s in result.statuses],
+        )
+    )
+
+
+def _run_graph_episode(client: GraphClient, planner: str, record: EpisodeRecord, recording: dict[str, bool]) -> None:
+    t0 = time.perf_counter()
+    reset = client.reset(record.task, record.seed)
     record.instruction = reset.instruction
-    goal = json.loads(reset.goal_json or "{}")
-    scene = scene_from_msg(reset.scene)
-    metadata: dict[str, Any] = {
-        "task": task,
-        "seed": seed,
-        "instruction": reset.instruction,
-        "goal": goal,
-        "scene": scene.to_dict(),
-        "planner": planner,
-    }
+    record.goal = json.loads(reset.goal_json or "{}")
+    record.scene = scene_from_msg(reset.scene).to_dict()
+    t1 = time.perf_counter()
     if client.record:
-        client.start_episode(episode_id, metadata)
+        client.start_episode(record.episode_id, {"record": record.to_dict()})
         recording["started"] = True
-    plan = client.plan(reset.instruction, reset.scene, task, goal, backend=planner)
-    record.plan_ok = plan.success
-    stop_meta: dict[str, Any] = {
-        "plan": plan_to_dicts([primitive_from_msg(p) for p in plan.plan]),
-        "plan_message": plan.message,
-        "planning_time": plan.planning_time,
-        "prompt": plan.prompt,
-        "raw_answer": plan.raw_answer,
-    }
+    plan = client.plan(
+        reset.instruction,
+        reset.scene,
+        record.task,
+        record.goal,
+        backend=planner,
+        episode_id=record.episode_id,
+        seed=record.seed,
+    )
+    if plan.planning_json:
+        record.planning = PlanningRecord.from_dict(json.loads(plan.planning_json))
+    else:  # a planner node that predates planning_json
+        record.planning = PlanningRecord(
+            plan.backend, plan.success, plan.message, plan.prompt, raw_answer=plan.raw_answer,
+            plan=plan_to_dicts([primitive_from_msg(p) for p in plan.plan]), planning_time=plan.planning_time,
+        )  # fmt: skip
+    t2 = time.perf_counter()
     if plan.success:
-        result = client.execute(plan.plan, scene=reset.scene)
-        record.execution_ok = result.success
-        record.message = result.message
-        stop_meta["execution"] = {
-            "success": result.success,
-            "error_code": int(result.error_code),
-            "failed_index": int(result.failed_index),
-            "message": result.message,
-        }
-    else:
-        record.message = f"plan rejected: {plan.message}"
-        stop_meta["execution"] = {"success": False, "message": "not executed: the plan was rejected"}
+        record.execution = _execution_record(client.execute(plan.plan, scene=reset.scene))
+    t3 = time.perf_counter()
     check = client.check_success()
-    report = json.loads(check.details_json or "{}")
-    record.success = bool(plan.success and record.execution_ok and check.success)
-    record.details = report
-    stop_meta["success_report"] = report
-    stop_meta["final_scene"] = scene_from_msg(check.scene).to_dict()
+    record.success_report = json.loads(check.details_json or "{}")
+    record.final_scene = scene_from_msg(check.scene).to_dict()
+    record.outcome = classify(record.planning, record.execution, check.success)
+    record.success = record.outcome.success
     verdict_stamp = seconds_from_stamp(check.scene.header.stamp)
-    record.sim_time = verdict_stamp - seconds_from_stamp(reset.scene.header.stamp)  # sim time runs on across resets
-    # The recorder keeps recording until it has seen /joint_states up to the verdict's time, so the
-    # bag ends where the check ended (messages are still in flight when STOP arrives).
-    stop_meta["record_until"] = verdict_stamp
+    t4 = time.perf_counter()
+    record.timing.update(
+        reset=t1 - t0,
+        plan=t2 - t1,
+        execute=t3 - t2,
+        check=t4 - t3,
+        sim_time=verdict_stamp - seconds_from_stamp(reset.scene.header.stamp),  # sim time runs on across resets
+    )
     if client.record:
-        stopped = client.stop_episode(episode_id, stop_meta, record.success)
+        # The recorder keeps recording until it has seen /joint_states up to the verdict's time, so the
+        # bag ends where the check ended (messages are still in flight when STOP arrives).
+        stopped = client.stop_episode(
+            record.episode_id, {"record": record.to_dict(), "record_until": verdict_stamp}, record.success
+        )
         recording["started"] = False
-        record.bag_path = stopped.bag_path
+        record.bag = stopped.bag_path
 
 
-def _worker_dirs(out: Path, workers: int, k: int) -> Path:
+def _worker_dir(out: Path, workers: int, k: int) -> Path:
+    """Where worker ``k`` keeps its planner log (bags of every worker go to ``out/bags``)."""
     return out if workers == 1 else out / "workers" / f"worker_{k}"
+
+
+def set_aside_attempt(out: Path, record: EpisodeRecord) -> Path | None:
+    """Move an infrastructure-failed attempt's bag to ``attempts/`` and mark it incomplete, with the reason.
+
+    A bag the recorder could not close (it died) is recovered first: its complete chunks become a
+    readable bag again (``recording.recovery``). ``bags/`` then only ever holds one bag per episode:
+    its final attempt.
+    """
+    from llm_trainer.recording.recovery import mark_incomplete
+
+    bag = out / "bags" / record.episode_id
+    if not bag.exists():
+        return None
+    attempt = record.provenance.get("attempt", 1)
+    dest = out / "attempts" / f"{record.episode_id}.attempt{attempt}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(bag, dest)
+    mark_incomplete(dest, record.outcome.reason, record=record.to_dict())
+    return dest
 
 
 def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
@@ -178,7 +214,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
         p.name for p in (out / "episodes.jsonl", out / "dataset.hdf5", out / "bags", out / "workers") if p.exists()
     ]
     if previous:
-        # Never mix two runs (or overwrite one): episode ids and demo numbers would collide.
+        # Never mix two runs (or overwrite one): episode ids would collide.
         raise FileExistsError(f"{out} already holds a generation run ({', '.join(previous)}); choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
     base_domain = options.base_domain_id
@@ -194,73 +230,89 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
     shares = [indices[k :: options.workers] for k in range(options.workers)]
     records: list[EpisodeRecord] = []
     errors: list[str] = []
+    graph_failures: list[str] = []
     lock = threading.Lock()
     episodes_log = out / "episodes.jsonl"
     t_start = time.perf_counter()
     startup: list[float] = []
 
-    graph_failures: list[str] = []
-
     def record_episode(rec: EpisodeRecord) -> None:
+        if rec.bag and Path(rec.bag).is_relative_to(out):
+            rec.bag = str(Path(rec.bag).relative_to(out))
         with lock:
             records.append(rec)
             with open(episodes_log, "a", encoding="utf-8") as f:
-                f.write(json.dumps(asdict(rec)) + "\n")
+                f.write(rec.to_json() + "\n")
             done = len(records)
             ok = sum(r.success for r in records)
         status = "ok  " if rec.success else "FAIL"
         log(
             f"[{done}/{options.episodes}] {status} {rec.episode_id} seed {rec.seed} "
-            f"({rec.wall_time:.1f} s): {rec.instruction}"
-            + ("" if rec.success else f" -- {rec.message or 'task check failed'}")
+            f"({rec.timing.get('wall', 0.0):.1f} s): {rec.instruction}"
+            + ("" if rec.success else f" -- {rec.outcome.kind.value}: {rec.outcome.reason}")
             + f"  [{ok} verified so far]"
         )
 
     def worker(k: int) -> None:
-        wdir = _worker_dirs(out, options.workers, k)
         domain = base_domain + k
         arguments = {
-            "output_dir": str(wdir),
+            "output_dir": str(_worker_dir(out, options.workers, k)),
+            "record_dir": str(out),
             "render_cameras": options.render_cameras,
             "camera_rate_hz": options.camera_rate_hz,
             "planner_backend": options.planner,
         }
         pending = list(shares[k])
-        attempts = 0
+        tries: dict[int, int] = {}
+        starts = 0
         while pending:
-            attempts += 1
+            starts += 1
+            in_flight: EpisodeRecord | None = None
             try:
                 with LocalGraph(graph, arguments, log_dir=out / "logs" / f"worker_{k}", domain_id=domain) as local:
                     client = GraphClient(
-                        domain_id=domain, record=options.record, node_name=f"llm_trainer_generator_{k}"
+                        domain_id=domain,
+                        record=options.record,
+                        node_name=f"llm_trainer_generator_{k}",
+                        alive_check=local.check_alive,
                     )
                     try:
-                        client.wait_ready(alive_check=local.check_alive)
-                        if attempts == 1:
+                        client.wait_ready()
+                        if starts == 1:
                             with lock:
                                 startup.append(time.perf_counter() - t_start)
                         while pending:
-                            local.check_alive()
-                            i = pending.pop(0)
+                            i = pending[0]
+                            tries[i] = tries.get(i, 0) + 1
                             rec = run_graph_episode(
-                                client, options.task, options.seed + i, f"episode_{i:06d}", options.planner
-                            )
-                            rec.index, rec.worker = i, k
+                                client, options.task, options.seed + i, f"episode_{i:06d}", options.planner,
+                                index=i, worker=k, attempt=tries[i],
+                            )  # fmt: skip
+                            if rec.infrastructure_failure:
+                                in_flight = rec
+                                raise GraphError(f"{rec.episode_id}: {rec.outcome.reason}")
+                            pending.pop(0)
                             record_episode(rec)
-                            if rec.graph_error:
-                                raise GraphError(f"{rec.episode_id}: {rec.graph_error}")
                     finally:
                         client.close()
             except (GraphError, RuntimeError) as exc:
-                # Start the graph afresh (a lost response can leave a node waiting for it) and go
-                # on with the next episode; give up on a graph that keeps failing.
+                # The graph has stopped (LocalGraph's exit): set the lost attempt aside, start the graph
+                # afresh (a lost response can leave a node waiting for it) and try that episode again.
                 with lock:
                     graph_failures.append(f"worker {k}: {exc}")
+                if in_flight is not None and options.record:
+                    set_aside_attempt(out, in_flight)
+                if in_flight is not None and tries.get(in_flight.index, 0) >= MAX_EPISODE_ATTEMPTS:
+                    # The same episode broke the graph every time: keep it, failed, with the reason.
+                    pending.remove(in_flight.index)
+                    record_episode(in_flight)
                 if not pending:
                     return
-                if attempts > MAX_GRAPH_RESTARTS:
+                if starts > MAX_GRAPH_RESTARTS:
                     with lock:
-                        errors.append(f"worker {k}: gave up after {attempts} graph starts: {exc}")
+                        errors.append(
+                            f"worker {k}: gave up after {starts} graph starts ({len(pending)} episodes not run): {exc}"
+                        )
                     return
                 log(f"worker {k}: restarting its node graph after: {exc}")
 
@@ -274,11 +326,15 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
     startup_s = max(startup) if startup else wall
     episode_wall = max(wall - startup_s, 1e-9)
     dataset = out / "dataset.hdf5"
-    if options.workers > 1 and options.record:
-        from llm_trainer.datasets.merge import merge_datasets
+    export_error = ""
+    if options.record and any(r.bag for r in records):
+        from llm_trainer.datasets.export import ExportOptions, export_run
 
-        parts = [_worker_dirs(out, options.workers, k) / "dataset.hdf5" for k in range(options.workers)]
-        merge_datasets([p for p in parts if p.exists()], dataset)
+        try:
+            export_run(ExportOptions(run_dir=out, format="robomimic", out=dataset, include_failures=True))
+        except Exception as exc:  # noqa: BLE001 - the bags are the data; `llm-trainer export` can redo this
+            export_error = f"robomimic export failed (the bags are intact; rerun `llm-trainer export`): {exc}"
+            errors.append(export_error)
     records.sort(key=lambda r: r.index)
     successes = sum(r.success for r in records)
     summary = {
@@ -288,15 +344,17 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
         "requested": options.episodes,
         "successes": successes,
         "success_rate": round(successes / len(records), 4) if records else 0.0,
+        "failure_kinds": dict(Counter(r.outcome.kind.value for r in records if not r.success)),
         "out": str(out),
-        "dataset": str(dataset) if options.record and dataset.exists() else None,
-        "bags": sum(1 for r in records if r.bag_path),
+        "dataset": str(dataset) if dataset.exists() else None,
+        "bags": sum(1 for r in records if r.bag),
         "workers": options.workers,
         "ros_domain_ids": [base_domain + k for k in range(options.workers)],
         "wall_time_s": round(wall, 2),
         "startup_time_s": round(startup_s, 2),
         "episodes_per_minute": round(60 * len(records) / episode_wall, 2),
-        "graph_failures": graph_failures,  # each one failed its episode and restarted that worker's graph
+        # each one lost an attempt (set aside under attempts/, then tried again) and restarted that worker's graph
+        "graph_failures": graph_failures,
         "errors": errors,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,9 +48,13 @@ class GraphClient:
         endpoints: GraphEndpoints | None = None,
         record: bool = True,
         node_name: str = "llm_trainer_generator",
+        alive_check=None,
     ):
         self.endpoints = endpoints or GraphEndpoints()
         self.record = record
+        # Called while waiting for any answer: raises when a node of the graph has died, so a dead
+        # node is noticed within a poll period instead of after the call's whole timeout.
+        self.alive_check = alive_check
         # [s] how long a plan (an LLM may take minutes) and an execution may take before the
         # graph counts as not answering
         self.plan_timeout = 300.0
@@ -77,9 +82,13 @@ class GraphClient:
 
     # ------------------------------------------------------------------ plumbing
     def wait_ready(self, timeout: float = 60.0, alive_check=None) -> None:
-        """Wait until every service and action server of the graph is discoverable."""
-        import time
+        """Wait until every service and action server of the graph is discoverable.
 
+        ``alive_check`` (or the client's own) raises when a node has died; it is kept for later calls.
+        """
+        if alive_check is not None:
+            self.alive_check = alive_check
+        alive_check = self.alive_check
         deadline = time.monotonic() + timeout
         pending = {
             self.endpoints.reset: self._reset,
@@ -100,12 +109,21 @@ class GraphClient:
         missing = list(pending) + ([] if self._execute.server_is_ready() else [self.endpoints.execute])
         raise GraphError(f"the node graph did not come up within {timeout:.0f} s; missing: {', '.join(missing)}")
 
-    @staticmethod
-    def _wait(future, timeout: float, what: str):
+    #: [s] how often a waiting call checks that the graph's nodes are still alive
+    ALIVE_POLL = 0.25
+
+    def _wait(self, future, timeout: float, what: str):
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())
-        if not done.wait(timeout):
-            raise GraphError(f"{what}: no answer within {timeout:.0f} s")
+        deadline = time.monotonic() + timeout
+        while not done.wait(min(self.ALIVE_POLL, max(0.0, deadline - time.monotonic()))):
+            if self.alive_check is not None:
+                try:
+                    self.alive_check()
+                except Exception as exc:  # noqa: BLE001 - whatever the check raises, the graph is broken
+                    raise GraphError(f"{what}: {exc}") from None
+            if time.monotonic() >= deadline:
+                raise GraphError(f"{what}: no answer within {timeout:.0f} s")
         if future.exception() is not None:
             raise GraphError(f"{what}: {future.exception()}")
         return future.result()
@@ -128,9 +146,18 @@ class GraphClient:
         goal: dict | None = None,
         backend: str = "",
         timeout: float | None = None,
+        *,
+        episode_id: str = "",
+        seed: int = 0,
     ) -> PlanTask.Response:
         request = PlanTask.Request(
-            instruction=instruction, task_name=task_name, goal_json=json.dumps(goal or {}), scene=scene, backend=backend
+            instruction=instruction,
+            task_name=task_name,
+            goal_json=json.dumps(goal or {}),
+            scene=scene,
+            backend=backend,
+            episode_id=episode_id,
+            seed=int(seed),
         )
         return self._call(self._plan, request, timeout or self.plan_timeout, "plan")
 

@@ -1,21 +1,10 @@
-"""Training datasets exported from recorded episodes (robomimic-layout HDF5)."""
+"""Training datasets made from recorded episode bags: robomimic HDF5, LeRobot v3.0, SFT JSONL.
 
-from llm_trainer.datasets.robomimic_hdf5 import (
-    DatasetError,
-    EpisodeArrays,
-    RobomimicWriter,
-    episode_from_bag,
-    export_episode,
-    make_env_args,
-    read_demo,
-)
+``bag_episode.episode_from_bag`` resamples a bag into ``EpisodeData``; ``exporters/`` write the
+formats; ``export.export_run`` is ``llm-trainer export``.
+"""
 
-__all__ = [
-    "DatasetError",
-    "EpisodeArrays",
-    "RobomimicWriter",
-    "episode_from_bag",
-    "export_episode",
-    "make_env_args",
-    "read_demo",
-]
+from llm_trainer.datasets.bag_episode import ACTION_SPACES, DatasetError, episode_from_bag
+from llm_trainer.datasets.episode_data import EpisodeData
+
+__all__ = ["ACTION_SPACES", "DatasetError", "EpisodeData", "episode_from_bag"]
