@@ -240,3 +240,29 @@ def test_export_cli_refuses_bad_input_in_one_line(run_dir: Path, tmp_path: Path,
     ):  # fmt: skip
         proc = subprocess.run([str(exe), "export", *args], capture_output=True, text=True, env=ros_env, timeout=120)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+
+
+def test_video_encoding_leaves_the_scheduling_policy_alone(tmp_path: Path) -> None:
+    """libsvtav1 switches its calling thread to SCHED_FIFO 99 when it may (root); every node started
+    afterwards inherited it and the graph's busy loops starved the simulator. The exporter restores it."""
+    import os
+
+    from llm_trainer.datasets.episode_data import EpisodeData
+    from llm_trainer.datasets.exporters.lerobot import write_lerobot_dataset
+
+    n = 6
+    frames = np.zeros((n, 48, 64, 3), np.uint8)
+    frames[:, 10:20, 10:20] = 200
+    ep = EpisodeData(
+        "ep0", "t", "do it", 0, True, 10.0, np.arange(n) / 10.0,
+        {"joint_pos": np.zeros((n, 7)), "gripper_width": np.zeros((n, 1))}, {"joint_pos": np.zeros((n, 8))},
+        images={"front": frames},
+    )  # fmt: skip
+    before = (os.sched_getscheduler(0), os.sched_getparam(0))
+    for codec in ("libsvtav1", "libx264"):
+        try:
+            write_lerobot_dataset([ep], tmp_path / codec, vcodec=codec)
+        except Exception as exc:  # noqa: BLE001 - an encoder this PyAV lacks is not the point here
+            if "encoder" not in str(exc):
+                raise
+        assert (os.sched_getscheduler(0), os.sched_getparam(0)) == before, codec

@@ -30,8 +30,8 @@ Frames
 Videos
     One mp4 per camera and file, frames of all its episodes back to back with pts = frame number in the
     file (time base 1/fps), so episode ``e`` occupies ``[from_timestamp, to_timestamp)`` there. Codec:
-    ``vcodec="auto"`` takes the first of libsvtav1 (AV1: lerobot's own default, small files), libx264
-    (H.264) and mpeg4 (MPEG-4 part 2) that the installed PyAV can open as an encoder; all three are
+    ``vcodec="auto"`` takes the first of libx264 (H.264), mpeg4 (MPEG-4 part 2) and libsvtav1 (AV1,
+    lerobot's own default; last, see VCODEC_PREFERENCE) that the installed PyAV can open as an encoder; all three are
     decoded by torchcodec with Debian 12's FFmpeg 5.1 (libdav1d / h264 / mpeg4 decoders). yuv420p, a key
     frame every 2 frames (lerobot's g=2: cheap random access), no B-frames. Frame width and height must be
     even (4:2:0 chroma).
@@ -76,7 +76,11 @@ VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.m
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 PROVENANCE_PATH = "meta/llm_trainer_episodes.jsonl"
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
-VCODEC_PREFERENCE = ("libsvtav1", "libx264", "mpeg4")
+#: libx264 first: FFmpeg's libsvtav1 (lerobot's own default) switches the calling thread to SCHED_FIFO
+#: priority 99 when it may (as root), and every process started from it afterwards inherits that
+#: (measured here: the node graph's busy loops then starved the simulator). ``_keep_scheduling``
+#: restores the policy whichever encoder runs.
+VCODEC_PREFERENCE = ("libx264", "mpeg4", "libsvtav1")
 MAX_STAT_FRAMES = 100  # image stats: at most this many frames per episode, each downsampled to ~150 px
 STAT_IMAGE_SIZE = 150
 
@@ -129,6 +133,30 @@ def write_lerobot_dataset(
     if partial.exists():  # a crashed earlier export into the same place: ours, safe to drop
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
+    with _keep_scheduling():
+        return _write(
+            episodes, out, partial, fps, action_space, state_keys, include_images, robot_type, repo_id, vcodec
+        )
+
+
+def _keep_scheduling():
+    """Restore this thread's scheduling policy afterwards (libsvtav1 raises it to SCHED_FIFO 99 as root)."""
+    import contextlib
+    import os
+
+    @contextlib.contextmanager
+    def guard():
+        policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+        try:
+            yield
+        finally:
+            if (os.sched_getscheduler(0), os.sched_getparam(0)) != (policy, param):
+                os.sched_setscheduler(0, policy, param)
+
+    return guard()
+
+
+def _write(episodes, out, partial, fps, action_space, state_keys, include_images, robot_type, repo_id, vcodec):
     try:
         writer = _DatasetWriter(
             partial,
