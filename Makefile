@@ -19,7 +19,10 @@ DEMO_OUT ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 demo: setup
 	$(VENV)/bin/llm-trainer generate --task stack_blocks --episodes 20 --planner oracle --out $(DEMO_OUT)
 
+# robomimic's reader is light (CPU torch, ~30-50 s): CI builds it so the robomimic export is checked by
+# SequenceDataset itself; lerobot's (torch + torchvision + ffmpeg, ~5.5 GB) stays opt-in (make reader-venvs).
 test: setup
+	bash scripts/reader_venvs.sh robomimic
 	ROS_LOG_DIR="$(ROS_LOG_DIR_TEST)" $(PY) -m pytest test -q -ra
 
 test-fast: setup

@@ -14,7 +14,7 @@ valid-plan rate, end-to-end task success, tokens per answer and tokens per secon
 ``--backend openai`` (default) starts ``llm-trainer serve-llm --model smollm2`` (llama.cpp) on a free
 local port and plans through the OpenAI-compatible API, the way several robots would share it;
 ``--backend transformers`` runs the model in this process (xgrammar for the grammar; much slower on
-CPU). Per-request lines (prompt, raw answer, parsed plan, verdict) go to DIR/requests.jsonl, the
+CPU). One episode record per scene and planner (``llm_trainer.episodes``) goes to DIR/requests.jsonl, the
 table to stdout and DIR/summary.json. Absolute numbers hold for the machine in the header only.
 """
 
@@ -94,49 +94,36 @@ def make_llm_planner(args, mode: str, port: int):
     return LLMPlanner(generator, cfg.llm, name=f"smollm2/{mode}", validation=cfg.validation)
 
 
-def run_one(sim, planner, executor, task_name: str, seed: int, execute: bool) -> dict:
-    """One episode as ``datagen.episode.run_episode_in_process`` runs it, keeping the planner's details."""
+def run_one(sim, planner, executor, task_name: str, seed: int, execute: bool):
+    """One episode as an ``EpisodeRecord`` (``llm_trainer.episodes``): in the simulator, or plan-only."""
+    from llm_trainer.datagen.episode import run_episode_in_process
+    from llm_trainer.episodes import EpisodeRecord, PlanningRecord, classify, provenance
     from llm_trainer.planning.base import PlanRequest
-    from llm_trainer.primitives import plan_to_dicts
     from llm_trainer.tasks.registry import get_task
 
+    if execute:
+        return run_episode_in_process(sim, planner, executor, task_name, seed, index=seed)
     instance = sim.reset(get_task(task_name), seed)
     scene = sim.scene_state()
-    result = planner.plan(PlanRequest(instance.instruction, scene, task_name, instance.goal))
-    success, exec_message = False, "not executed"
-    if result.success and execute:
-        outcome = executor.execute(result.plan)
-        sim.step_for(0.5)
-        report = sim.check_success()
-        success = bool(outcome.success and report.success)
-        exec_message = outcome.message or ("task succeeded" if report.success else "task not achieved")
-    return {
-        "task": task_name,
-        "seed": seed,
-        "instruction": instance.instruction,
-        "valid": result.success,
-        "success": success,
-        "message": result.message,
-        "execution": exec_message,
-        "planning_time": result.planning_time,
-        "generation_time": result.generation_time,
-        "tokens": result.tokens,
-        "prompt": result.prompt,
-        "raw_answer": result.raw_answer,
-        "parsed_plan": plan_to_dicts(result.parsed_plan),
-        "plan": plan_to_dicts(result.plan),
-    }
+    planning = PlanningRecord.from_result(
+        planner.plan(PlanRequest(instance.instruction, scene, task_name, instance.goal))
+    )
+    return EpisodeRecord(
+        f"episode_{seed:06d}", task_name, seed, index=seed, instruction=instance.instruction, goal=instance.goal,
+        scene=scene.to_dict(), planning=planning, outcome=classify(planning, None, None),
+        provenance=provenance("inprocess", plan_only=True),
+    )  # fmt: skip
 
 
-def summarise(rows: list[dict]) -> dict:
+def summarise(rows: list) -> dict:
     n = len(rows)
-    plan_s = sum(r["planning_time"] for r in rows)
-    gen_s = sum(r["generation_time"] for r in rows)
-    tokens = sum(r["tokens"] for r in rows)
+    plan_s = sum(r.planning.planning_time for r in rows)
+    gen_s = sum(r.planning.generation_time for r in rows)
+    tokens = sum(r.planning.tokens for r in rows)
     return {
         "plans": n,
-        "valid": sum(r["valid"] for r in rows),
-        "success": sum(r["success"] for r in rows),
+        "valid": sum(r.planning.success for r in rows),
+        "success": sum(r.success for r in rows),
         "plans_per_min": 60 * n / plan_s if plan_s else None,
         "tokens_per_answer": tokens / n if n else 0.0,
         "tokens_per_s": tokens / gen_s if gen_s else None,
@@ -187,7 +174,7 @@ def main() -> int:
     executor = make_in_process_runner(sim, None)
     planners = {"oracle": OraclePlanner()}
     planners.update({m: make_llm_planner(args, m, port) for m in modes})
-    rows: dict[str, list[dict]] = {name: [] for name in planners}
+    rows: dict[str, list] = {name: [] for name in planners}
     t_start = time.perf_counter()
     try:
         with open(out / "requests.jsonl", "w", encoding="utf-8") as log:
@@ -195,12 +182,12 @@ def main() -> int:
                 task_name = tasks[i % len(tasks)]
                 verdicts = []
                 for name, planner in planners.items():
-                    row = run_one(sim, planner, executor, task_name, i, not args.no_sim)
-                    row["planner"] = name
-                    rows[name].append(row)
-                    log.write(json.dumps(row) + "\n")
+                    record = run_one(sim, planner, executor, task_name, i, not args.no_sim)
+                    record.provenance["planner"] = name
+                    rows[name].append(record)
+                    log.write(record.to_json() + "\n")
                     log.flush()
-                    verdicts.append(f"{name}:{'S' if row['success'] else 'V' if row['valid'] else '-'}")
+                    verdicts.append(f"{name}:{'S' if record.success else 'V' if record.planning.success else '-'}")
                 print(f"scene {i:3d} {task_name:<13} " + " ".join(verdicts), flush=True)
     except KeyboardInterrupt:
         print("interrupted: summarising the scenes done so far", flush=True)

@@ -115,7 +115,7 @@ def test_a_recorder_killed_mid_episode_loses_no_completed_episode(tmp_path: Path
         bag = out / "bags" / "episode_000001"
         while not bag.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(2.5)
+        time.sleep(1.0)  # planning and executing put_block take several seconds: the episode is mid-way
         pids = _node_pids("llm_trainer.nodes.recorder_node", domain)
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
@@ -130,8 +130,9 @@ def test_a_recorder_killed_mid_episode_loses_no_completed_episode(tmp_path: Path
     assert killed.get("pids") == 1, "no recorder node found to kill"
     assert summary["episodes"] == 3 and summary["successes"] == 3, (summary, lines)
     assert len(summary["graph_failures"]) == 1 and "recorder" in summary["graph_failures"][0]
-    noticed = [t for t, line in lines if "restarting its node graph" in line]
-    assert noticed and noticed[0] - killed["at"] < 10.0, "the dead recorder was not noticed within seconds"
+    noticed = [t for t, line in lines if "lost to the graph" in line and "recorder" in line]
+    assert noticed and noticed[0] - killed["at"] < 3.0, "the dead recorder was not noticed within seconds"
+    assert any("restarting its node graph" in line for _, line in lines)
     # every episode has one complete bag; the lost attempt is set aside, marked, and still readable
     for i in range(3):
         meta = read_episode_metadata(out / "bags" / f"episode_00000{i}")
@@ -139,7 +140,7 @@ def test_a_recorder_killed_mid_episode_loses_no_completed_episode(tmp_path: Path
     partial = out / "attempts" / "episode_000001.attempt1"
     meta = read_episode_metadata(partial)
     assert meta["status"] == "incomplete" and "recorder" in meta["incomplete_reason"]
-    assert meta["recovered_messages"] > 0
+    assert meta.get("recovered_messages", 0) > 0, (meta, lines)  # the bag was never closed: rebuilt
     assert len(read_episode_bag(partial, ["/joint_states"])["/joint_states"]) > 0
     records = [EpisodeRecord.from_json(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
     assert sorted(r.index for r in records) == [0, 1, 2]

@@ -657,11 +657,12 @@ def test_dynamic_replanning_in_the_simulator_with_oracle_answers() -> None:
     sim = MujocoSimulation(SimConfig(render_cameras=False))
     try:
         executor = make_in_process_runner(sim, None, ExecutorConfig())
-        outcome = run_dynamic_in_sim(sim, LLMPlanner(gen, LLMOptions()), executor, "put_block", 3)
+        record = run_dynamic_in_sim(sim, LLMPlanner(gen, LLMOptions()), executor, "put_block", 3)
     finally:
         sim.close()
-    assert outcome["completed"] and outcome["success"], outcome["message"]
-    assert outcome["requests"] == len(oracle.plan) + 1 and len(outcome["executed"]) == len(oracle.plan)
+    assert record.success and record.outcome.kind.value == "success", record.outcome
+    assert record.planning.mode == "dynamic" and len(record.planning.transcript) == len(oracle.plan) + 1
+    assert record.planning.attempts == len(oracle.plan) + 1 and len(record.planning.plan) == len(oracle.plan)
     # the state was re-sent: the gripper position in the last prompt is where the plan's last move went
     x, y, z = oracle.plan[-1].position
     assert f"Gripper: position [{x:.3f}, {y:.3f}" in gen.requests[-1].prompt.user

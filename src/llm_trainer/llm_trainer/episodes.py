@@ -85,6 +85,7 @@ class PlanningRecord:
     planning_time: float = 0.0
     generation_time: float = 0.0
     mode: str = "sequential"
+    transcript: list[dict[str, Any]] = field(default_factory=list)  # dynamic mode: every exchange, in order
 
     @classmethod
     def from_result(cls, result, prompt_config: dict[str, Any] | None = None) -> PlanningRecord:

@@ -290,6 +290,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
                             )  # fmt: skip
                             if rec.infrastructure_failure:
                                 in_flight = rec
+                                log(f"worker {k}: {rec.episode_id} lost to the graph: {rec.outcome.reason}")
                                 raise GraphError(f"{rec.episode_id}: {rec.outcome.reason}")
                             pending.pop(0)
                             record_episode(rec)

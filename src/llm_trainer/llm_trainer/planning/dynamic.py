@@ -119,19 +119,26 @@ def run_dynamic(
     )
 
 
-def run_dynamic_in_sim(sim, planner: LLMPlanner, executor, task_name: str, seed: int, config=None) -> dict:
+def run_dynamic_in_sim(sim, planner: LLMPlanner, executor, task_name: str, seed: int, config=None):
     """One dynamic-replanning episode in the in-process simulator (``datagen.episode``'s setting):
     reset, then ask / validate / execute one call at a time, then the task's success check.
 
-    Each call goes to ``executor.execute`` as a plan of its own; the executor cannot yet be told
-    that the gripper already holds an object, so with its collision checks on, moves that carry a
-    block are refused (the block in the hand counts as an obstacle)."""
+    Returns the episode record (``llm_trainer.episodes``): ``planning`` holds the executed calls as the
+    plan, every exchange in ``transcript`` and the number of requests in ``attempts``; each call goes
+    to ``executor.execute`` as a plan of its own (the executor carries an object already in the hand).
+    """
+    from llm_trainer.episodes import EpisodeRecord, ExecutionRecord, PlanningRecord, classify
+    from llm_trainer.episodes import provenance as make_provenance
     from llm_trainer.tasks.registry import get_task
 
     instance = sim.reset(get_task(task_name), seed)
+    scene = sim.scene_state()
+    failure: dict[str, str] = {}
 
     def execute(prim: Primitive) -> str | None:
         result = executor.execute([prim])
+        if not result.success:
+            failure["error"] = result.error_code.name
         return None if result.success else result.message
 
     outcome = run_dynamic(
@@ -139,13 +146,39 @@ def run_dynamic_in_sim(sim, planner: LLMPlanner, executor, task_name: str, seed:
     )
     sim.step_for(0.5)
     report = sim.check_success()
-    return {
-        "task": task_name,
-        "seed": seed,
-        "completed": outcome.completed,
-        "success": bool(outcome.completed and report.success),
-        "executed": plan_to_dicts(outcome.executed),
-        "requests": outcome.requests,
-        "message": outcome.message,
-        "transcript": outcome.transcript,
-    }
+    last = outcome.transcript[-1] if outcome.transcript else {}
+    planning = PlanningRecord(
+        backend=planner.name,
+        success=outcome.completed or "error" in failure,  # the model's answers were accepted
+        message=outcome.message,
+        prompt=last.get("prompt", ""),
+        raw_answer=last.get("raw_answer", ""),
+        plan=plan_to_dicts(outcome.executed),
+        attempts=outcome.requests,
+        mode="dynamic",
+        transcript=outcome.transcript,
+    )
+    execution = ExecutionRecord(
+        success="error" not in failure,
+        error=failure.get("error", "SUCCEEDED"),
+        failed_index=len(outcome.executed) if failure else -1,
+        message=outcome.message,
+    )
+    # Not completed without an execution error: the model's answers ran out (refused, or no task_completed()).
+    verdict = classify(planning, execution, report.success)
+    return EpisodeRecord(
+        episode_id=f"episode_{seed:06d}",
+        task=task_name,
+        seed=seed,
+        index=seed,
+        instruction=instance.instruction,
+        goal=instance.goal,
+        scene=scene.to_dict(),
+        final_scene=sim.scene_state().to_dict(),
+        planning=planning,
+        execution=execution,
+        success=verdict.success,
+        success_report=report.to_dict(),
+        outcome=verdict,
+        provenance=make_provenance("inprocess", planner_mode="dynamic"),
+    )
