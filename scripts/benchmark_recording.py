@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     graph = load_graph("sim")
     graph.nodes = [n for n in graph.nodes if n.executable in ("sim_node", "recorder_node")]
     with tempfile.TemporaryDirectory(prefix="llmt-rec-") as tmp:
-        out = Path(tmp)
+        out = Path(os.environ.get("BENCH_KEEP", tmp))
         arguments = {"output_dir": str(out), "record_dir": str(out), "camera_rate_hz": args.rate}
         with LocalGraph(graph, arguments, log_dir=out / "logs", domain_id=args.domain_id) as local:
             client = GraphClient(domain_id=args.domain_id, alive_check=local.check_alive)
@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
                 client.start_episode("bench", {"task": "stack_blocks", "seed": 0})
                 t0 = time.monotonic()
                 time.sleep(args.seconds)
-                stopped = client.stop_episode("bench", {}, True)
+                # as generate does: record until the recorder has seen the state topics up to "now"
+                check = client.check_success()
+                until = check.scene.header.stamp.sec + check.scene.header.stamp.nanosec * 1e-9
+                stopped = client.stop_episode("bench", {"record_until": until}, True)
                 wall = time.monotonic() - t0
                 del reset
             finally:
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         size = sum(p.stat().st_size for p in bag.glob("*.mcap"))
         cams = ("front", "left", "right")
         frames, dropped = 0, 0
+        per_topic = {}
         for cam in cams:
             t = camera_topics(cam)
             stamps = sorted(
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             for topic in (t.color_compressed, t.depth_compressed):
                 frames += counts.get(topic, 0)
                 dropped += max(0, expected - counts.get(topic, 0))
+                per_topic[topic] = {"recorded": counts.get(topic, 0), "published": expected}
         row = {
             "cameras": len(cams),
             "rate_hz": args.rate,
@@ -87,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             "MB_per_s": round(size / 1e6 / wall, 3),
             "MB_per_min": round(size / 1e6 / wall * 60, 1),
             "dropped_frames": dropped,
+            "sim_s": round(stamps[-1] - stamps[0], 2),
+            "per_topic": per_topic,
         }
         print("| cameras | target Hz | RGB-D frame sets/s recorded (per camera) | MB/s | dropped frames |")
         print("|---|---|---|---|---|")

@@ -78,9 +78,11 @@ class DemoRecorderNode(Node):
         self.declare_parameter("stop_sync_timeout_s", 5.0)
         # Reader queue depths: the backlog DDS keeps while this Python process lags (busy or starved of
         # CPU). Measured with `llm-trainer generate` on a loaded 2-core machine: depths 100/10 lost up to
-        # 1 s runs of joint states; 1000/30 lost at most single messages and a few camera frames.
+        # 1 s runs of joint states; 1000/30 lost at most single messages and a few camera frames; three
+        # cameras at 15 Hz (scripts/benchmark_recording.py) lost 5 % of frames at 30 and none at 150
+        # (compressed frames: about 10 MB of backlog at most).
         self.declare_parameter("state_qos_depth", 1000)
-        self.declare_parameter("camera_qos_depth", 30)
+        self.declare_parameter("camera_qos_depth", 150)
 
         self._output_dir = Path(self.get_parameter("output_dir").value).expanduser()
         topics = [str(t) for t in self.get_parameter("topics").value if str(t)]
