@@ -397,9 +397,10 @@ def test_target_inside_an_obstacle_is_refused_before_motion(wall_sim: MujocoSimu
     # A planner without time to search reports the collision of the straight line.
     config = ExecutorConfig(collision=PlannerSettings(rrt_max_time=1e-4, goal_attempts=1))
     result = PlanExecutor(DirectSimBackend(wall_sim), config).execute([Primitive.move(A, 0.0), Primitive.move(B, 0.0)])
-    if result.error_code == ErrorCode.COLLISION:  # (a lucky direct connection would be a valid plan too)
-        assert "no collision-free path" in result.message and "wall" in result.message
+    # Nothing moved (a lucky direct connection would have moved the arm), and the reason is the collision.
     assert wall_sim.time == before[1]
+    assert result.error_code == ErrorCode.COLLISION and result.failed_index == 1, result.message
+    assert "no collision-free path" in result.message and "wall" in result.message
 
 
 def test_a_scene_change_after_planning_is_seen_before_the_motion(wall_sim: MujocoSimulation) -> None:

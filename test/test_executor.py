@@ -268,3 +268,27 @@ def test_feedback_sees_running_then_done_per_primitive(sim: MujocoSimulation) ->
     )
     assert result.success
     assert seen == [(i, st, len(plan)) for i in range(len(plan)) for st in (Status.RUNNING, Status.DONE)]
+
+
+def test_gripper_force_is_clamped_at_run_time_too(sim: MujocoSimulation) -> None:
+    """A config changed after validation (or a backend default) never makes the hand squeeze harder
+    than ``safety.gripper_force_limit``: the executor clamps every gripper command it sends."""
+
+    class ForceLog(DirectSimBackend):
+        def __init__(self, s):
+            super().__init__(s)
+            self.forces: list[float] = []
+
+        def move_gripper(self, width, force, cancel, timeout=float("inf")):
+            self.forces.append(force)
+            return super().move_gripper(width, force, cancel, timeout)
+
+    sim.reset(get_task("put_block"), 0)
+    config = ExecutorConfig()
+    config.grasp_force = 120.0  # past the 70 N limit: validation refuses this on load, so set it afterwards
+    backend = ForceLog(sim)
+    result = PlanExecutor(backend, config).execute([Primitive.close(), Primitive.open()])
+    assert result.success, result.message
+    assert backend.forces == [config.safety.gripper_force_limit] * 2 == [70.0, 70.0]
+    # and the simulated hand's actuator really was limited to it
+    assert np.allclose(np.abs(sim.model.actuator_forcerange[sim._finger_act]), 70.0)

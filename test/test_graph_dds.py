@@ -7,6 +7,7 @@ processes, isolated ROS domain from conftest). Tests talk to it with the generat
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 
@@ -112,33 +113,49 @@ def test_out_of_workspace_target_is_refused(graph):
     assert "workspace" in result.message
 
 
-def test_cancel_stops_a_running_execution(graph):
+def test_cancel_stops_a_running_execution(tmp_path):
+    """The cancel is sent when the second primitive starts; motions run paced at real time here
+    (``real_time_factor: 1``), so that primitive's 3 s of simulated motion cannot finish before the cancel
+    arrives, however loaded the machine (the module's graph runs unpaced, where it could)."""
     from llm_trainer_interfaces.action import ExecutePlan
 
-    client, _ = graph
-    client.reset("put_block", 3)
-    # A long, slow back-and-forth so that the cancel lands mid-motion.
-    moves = [(0.3, -0.3, 0.4), (0.65, 0.3, 0.1), (0.3, -0.3, 0.4), (0.65, 0.3, 0.1)]
-    plan = [primitive_to_msg(Primitive.move(p, 0.0)) for p in moves]
-    running = threading.Event()
+    spec = load_graph("sim")
+    spec.nodes = [n for n in spec.nodes if n.executable in ("sim_node", "executor_node")]
+    args = {"output_dir": str(tmp_path), "render_cameras": False, "real_time_factor": 1.0}
+    domain = (int(os.environ["ROS_DOMAIN_ID"]) + 50) % 200 + 1  # away from the module's (unpaced) graph
+    with LocalGraph(spec, args, log_dir=tmp_path / "logs", domain_id=domain) as local:
+        client = GraphClient(record=False, alive_check=local.check_alive, domain_id=domain)
+        try:
+            deadline = time.monotonic() + 90
+            while not (client._reset.service_is_ready() and client._execute.server_is_ready()):
+                assert time.monotonic() < deadline, "the graph did not come up"
+                local.check_alive()
+                time.sleep(0.1)
+            time.sleep(0.5)
+            client.reset("put_block", 3)
+            moves = [(0.3, -0.3, 0.4), (0.65, 0.3, 0.1), (0.3, -0.3, 0.4), (0.65, 0.3, 0.1)]
+            plan = [primitive_to_msg(Primitive.move(p, 0.0)) for p in moves]
+            running = threading.Event()
 
-    def on_feedback(fb):
-        if fb.feedback.current.index >= 1 and fb.feedback.current.status == 1:
-            running.set()
+            def on_feedback(fb):
+                if fb.feedback.current.index == 1 and fb.feedback.current.status == 1:
+                    running.set()
 
-    send = client._execute.send_goal_async(ExecutePlan.Goal(plan=plan), feedback_callback=on_feedback)
-    handle = client._wait(send, 30.0, "goal")
-    assert handle.accepted
-    assert running.wait(60.0), "execution never reached the second primitive"
-    client._wait(handle.cancel_goal_async(), 10.0, "cancel")
-    result = client._wait(handle.get_result_async(), 60.0, "result").result
-    assert result.error_code == ErrorCode.CANCELED
-    assert 1 <= result.failed_index < len(plan) - 1
-    # The arm is stopped: two joint states a moment apart agree.
-    q1, _ = _joint_state(client)
-    time.sleep(0.3)
-    q2, _ = _joint_state(client)
-    assert np.max(np.abs(q2 - q1)) < 2e-3
+            send = client._execute.send_goal_async(ExecutePlan.Goal(plan=plan), feedback_callback=on_feedback)
+            handle = client._wait(send, 30.0, "goal")
+            assert handle.accepted
+            assert running.wait(60.0), "execution never reached the second primitive"
+            client._wait(handle.cancel_goal_async(), 10.0, "cancel")
+            result = client._wait(handle.get_result_async(), 60.0, "result").result
+            assert result.error_code == ErrorCode.CANCELED
+            assert result.failed_index == 1, result.message  # stopped in the primitive it was running
+            # The arm is stopped: two joint states a moment apart agree.
+            q1, _ = _joint_state(client)
+            time.sleep(0.3)
+            q2, _ = _joint_state(client)
+            assert np.max(np.abs(q2 - q1)) < 2e-3
+        finally:
+            client.close()
 
 
 def test_reset_unknown_task_answers_with_known_tasks(graph):
@@ -159,3 +176,69 @@ def test_reset_scene_matches_seed(graph):
     assert pa.keys() == pb.keys()
     assert all(math.dist(pa[k], pb[k]) < 1e-6 for k in pa)
     assert {o.name: o.position for o in c.objects} != pa
+
+
+def test_simulation_time_runs_on_across_resets(graph):
+    """ROS time never goes backwards (use_sim_time nodes and bags need that), and a stamp tells which
+    episode a message is from: every reset starts after the last episode's time."""
+    client, _ = graph
+    first = client.reset("put_block", 0).scene.header.stamp
+    check = client.check_success().scene.header.stamp
+    second = client.reset("stack_blocks", 1).scene.header.stamp
+    t = [s.sec + s.nanosec * 1e-9 for s in (first, check, second)]
+    assert t[0] < t[1] < t[2], t
+    _, state_stamp = _joint_state(client)
+    assert state_stamp.sec + state_stamp.nanosec * 1e-9 >= t[2]
+
+
+def test_the_executor_ignores_scenes_stamped_before_its_goal(ros_context):
+    """The executor's scene source (the fix behind 45-50/50 -> 50/50 through the graph): a scene
+    stamped before the goal's (a previous episode's, still queued) is never planned around."""
+    import rclpy
+
+    from llm_trainer.nodes.executor_node import SceneSubscriber
+    from llm_trainer.ros.conversions import scene_to_msg, stamp_from_seconds
+    from llm_trainer.scene import ObjectState, SceneState
+    from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
+
+    node = rclpy.create_node("scene_source_test", context=ros_context)
+    executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        pub = node.create_publisher(SceneStateMsg, "/test/scene", 10)
+        scenes = SceneSubscriber(node, "/test/scene")
+        deadline = time.monotonic() + 20
+        while pub.get_subscription_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        def publish(name: str, t: float) -> None:
+            scene = SceneState([ObjectState(name, (0.5, 0.0, 0.025), 0.0, (0.05, 0.05, 0.05))])
+            pub.publish(scene_to_msg(scene, stamp_from_seconds(t)))
+
+        publish("old_block", 10.0)
+        deadline = time.monotonic() + 10
+        while scenes.latest() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert scenes.latest().names() == ["old_block"]
+        assert scenes.latest_since(15.0) is None  # the goal's scene is stamped 15: this one is older news
+        publish("new_block", 15.5)
+        deadline = time.monotonic() + 10
+        while scenes.latest_since(15.0) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert scenes.latest_since(15.0).names() == ["new_block"]
+        # fresh(): a scene queued from before "now" is skipped; the first one stamped near now is taken
+        result: dict = {}
+        waiter = threading.Thread(target=lambda: result.update(scene=scenes.fresh(5.0, now=30.0)))
+        waiter.start()
+        time.sleep(0.2)
+        publish("stale_block", 12.0)
+        time.sleep(0.2)
+        publish("current_block", 29.8)
+        waiter.join(timeout=10)
+        assert result["scene"] is not None and result["scene"].names() == ["current_block"]
+    finally:
+        executor.shutdown()
+        spinner.join(timeout=5)
+        node.destroy_node()

@@ -237,6 +237,7 @@ class _FakeArm:
         self.references: list[np.ndarray] = []
         self.running = False
         self.stopped = 0
+        self.on_reference = None  # called with the number of references so far (tests hook events here)
 
     def make_module(self):
         arm = self
@@ -249,6 +250,8 @@ class _FakeArm:
                 arm.references.append(np.array(q))
                 if arm.running and not arm.blocked:
                     arm.q = np.array(q)
+                if arm.on_reference is not None:
+                    arm.on_reference(len(arm.references))
 
         class Context:
             def __init__(self, frequency, max_runtime):
@@ -319,11 +322,15 @@ def test_panda_py_control_loop_follows_cancels_and_times_out() -> None:
     out = backend.follow_joint_trajectory(_short_move(), threading.Event(), timeout=5.0)
     assert out.error_code == 0 and out.final_error < 1e-9 and arm.stopped == 1
     np.testing.assert_allclose(backend.joint_positions(), panda.HOME_Q + 0.05)
-    # Cancel part way: the loop ends, the arm holds where it was, the controller stops.
+    # Cancel part way (after 30 of the move's 200 control steps, counted by the arm itself, not by a
+    # wall-clock timer that a loaded machine can delay past the move): the loop ends, the arm holds
+    # where it was, the controller stops.
     arm.q = panda.HOME_Q.copy()
     cancel = threading.Event()
-    threading.Timer(0.15, cancel.set).start()
+    start = len(arm.references)
+    arm.on_reference = lambda n: cancel.set() if n - start >= 30 else None
     out = backend.follow_joint_trajectory(_short_move(1.0), cancel, timeout=5.0)
+    arm.on_reference = None
     assert out.error_code == CANCELED and arm.stopped == 2
     held = arm.q.copy()
     assert 0.0 < float(np.max(held - panda.HOME_Q)) < 0.05

@@ -70,6 +70,9 @@ def test_fk_home_is_top_down(kin: PandaKinematics) -> None:
 
 
 def test_fk_matches_simulator_tcp(kin: PandaKinematics) -> None:
+    """A consistency check, not an independent one: the IK model and the scene are both MuJoCo built
+    from the same description, so this catches them being built differently (a frame, a joint order).
+    The independent checks are the DH chain below and the published table it is compared with."""
     sim = MujocoSimulation()
     rng = np.random.default_rng(3)
     for _ in range(5):
@@ -92,8 +95,8 @@ def test_fk_follows_dh_table(kin: PandaKinematics) -> None:
         )
 
     rng = np.random.default_rng(11)
-    for _ in range(5):
-        q = rng.uniform(panda.JOINT_LOWER, panda.JOINT_UPPER)
+    corners = [np.where(np.arange(7) % 2 == k, panda.JOINT_LOWER, panda.JOINT_UPPER) for k in (0, 1)]
+    for q in [*rng.uniform(panda.JOINT_LOWER, panda.JOINT_UPPER, size=(200, 7)), panda.HOME_Q, *corners]:
         t = np.eye(4)
         for (a, d, alpha), theta in zip(panda.DH_TABLE, q):
             t = t @ transform(a, d, alpha, theta)
@@ -103,6 +106,22 @@ def test_fk_follows_dh_table(kin: PandaKinematics) -> None:
         # The MJCF writes frame numbers with 6 significant digits: agreement to ~1e-6.
         np.testing.assert_allclose(pos, t[:3, 3], atol=1e-5)
         np.testing.assert_allclose(rot, t[:3, :3], atol=1e-5)
+
+
+def test_dh_table_is_franka_s_published_one() -> None:
+    """Franka's documented modified-DH parameters (a, d, alpha) per joint, and the 0.107 m flange,
+    written here from the datasheet rather than imported, so a typo in the description shows."""
+    published = [
+        (0.0, 0.333, 0.0),
+        (0.0, 0.0, -math.pi / 2),
+        (0.0, 0.316, math.pi / 2),
+        (0.0825, 0.0, math.pi / 2),
+        (-0.0825, 0.384, -math.pi / 2),
+        (0.0, 0.0, math.pi / 2),
+        (0.088, 0.0, math.pi / 2),
+    ]
+    np.testing.assert_allclose(np.array(panda.DH_TABLE, float), np.array(published), atol=1e-12)
+    assert panda.FLANGE_D == pytest.approx(0.107)
 
 
 # ------------------------------------------------------------------------------------------ IK

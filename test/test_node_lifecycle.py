@@ -158,3 +158,70 @@ def test_startup_error_is_one_line_and_exit_code_2(ros_env) -> None:
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert out.strip() == "planner_node: config/planner.yaml: planner.backend must be one of oracle, replay"
+
+
+@pytest.mark.slow
+def test_sim_executor_and_recorder_stop_on_signals_and_the_recorder_closes_its_episode(tmp_path: Path, ros_env) -> None:
+    import json
+    import os
+
+    from llm_trainer.bringup.graph import load_graph
+    from llm_trainer.bringup.local import LocalGraph
+    from llm_trainer.datagen.graph_client import GraphClient
+    from llm_trainer.recording import read_episode_bag, read_episode_metadata
+
+    spec = load_graph("sim")
+    spec.nodes = [n for n in spec.nodes if n.executable != "planner_node"]
+    domain = (int(ros_env["ROS_DOMAIN_ID"]) + 70) % 200 + 1
+    args = {"output_dir": str(tmp_path), "record_dir": str(tmp_path), "render_cameras": False}
+    with LocalGraph(spec, args, log_dir=tmp_path / "logs", domain_id=domain) as local:
+        client = GraphClient(domain_id=domain, alive_check=local.check_alive)
+        try:
+            deadline = time.monotonic() + 90
+            while not (client._reset.service_is_ready() and client._episode.service_is_ready()):
+                assert time.monotonic() < deadline, "the graph did not come up"
+                local.check_alive()
+                time.sleep(0.1)
+            time.sleep(0.5)
+            client.reset("put_block", 0)
+            client.start_episode("episode_000000", {"note": "interrupted on purpose"})
+            time.sleep(1.0)  # some joint states in the bag
+        finally:
+            client.close()
+        signals = {"recorder": signal.SIGTERM, "sim": signal.SIGINT, "executor": signal.SIGTERM}
+        for name, sig in signals.items():
+            local.processes[name].send_signal(sig)
+        for name in signals:
+            assert local.processes[name].wait(timeout=20) == 0, f"{name} did not exit 0 on {signals[name].name}"
+    assert local.escalated == {}
+    bag = tmp_path / "bags" / "episode_000000"
+    meta = read_episode_metadata(bag)
+    assert meta["status"] == "interrupted" and meta["note"] == "interrupted on purpose"
+    assert (bag / "metadata.yaml").exists()  # closed properly: the bag has its index
+    assert len(read_episode_bag(bag, ["/joint_states"])["/joint_states"]) > 10
+    assert "closed episode episode_000000 as interrupted" in (tmp_path / "logs" / "recorder.log").read_text()
+    assert json.loads(json.dumps(meta))  # the metadata is complete JSON
+    assert os.path.getsize(next(bag.glob("*.mcap"))) > 0
+
+
+def test_local_graph_reports_a_node_that_needed_sigkill(tmp_path: Path, monkeypatch) -> None:
+    from llm_trainer.bringup import graph as graph_module
+    from llm_trainer.bringup.graph import GraphSpec, NodeSpec
+    from llm_trainer.bringup.local import LocalGraph
+
+    (tmp_path / "stubborn_node_for_test.py").write_text(
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\n"
+        "while True:\n    time.sleep(0.1)\n"
+    )
+    monkeypatch.setitem(graph_module.EXECUTABLES, "stubborn_node", "stubborn_node_for_test")
+    spec = GraphSpec("stubborn", nodes=[NodeSpec("stubborn", "stubborn_node")])
+    local = LocalGraph(spec, log_dir=tmp_path / "logs", extra_env={"PYTHONPATH": str(tmp_path)}).start()
+    deadline = time.monotonic() + 30
+    while "ready" not in (tmp_path / "logs" / "stubborn.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    escalated = local.stop(timeout=0.5)
+    assert escalated == {"stubborn": "SIGKILL"} and local.processes["stubborn"].returncode == -signal.SIGKILL
+    assert "ended with SIGKILL" in (tmp_path / "logs" / "stubborn.log").read_text()

@@ -188,7 +188,9 @@ def test_parse_error_message_format() -> None:
     err = PlanParseError("reason here", 3, "foo(1)")
     assert str(err) == "line 3: `foo(1)`: reason here"
     assert str(PlanParseError("whole answer")) == "whole answer"
-    assert json.dumps(str(err))  # plain text, loggable
+    # one line, whatever the model wrote: a multi-line call is quoted on one line, so logs stay line-based
+    multi = PlanParseError("bad call", 2, "foo(\n  1)")
+    assert "\n" not in str(multi) and str(multi).startswith("line 2: ")
 
 
 # ------------------------------------------------------------------------------------------ validated

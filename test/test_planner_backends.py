@@ -330,9 +330,49 @@ def test_lora_adapter_errors_are_clear(tmp_path: Path) -> None:
     except ImportError:
         with pytest.raises(GenerationError, match="needs the peft package"):
             _apply_adapter(object(), str(tmp_path))
+        return
+    with pytest.raises(GenerationError, match="cannot apply LoRA adapter"):
+        _apply_adapter(_tiny_llama(), str(tmp_path))  # an empty config is no adapter
 
 
-def test_serve_llm_starts_an_existing_server(tmp_path: Path) -> None:
+def _tiny_llama():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)  # fmt: skip
+    return LlamaForCausalLM(config).eval()
+
+
+def test_a_saved_lora_adapter_loads_and_changes_the_output(tmp_path: Path) -> None:
+    """The success path of the transformers backend's adapter loading, on a tiny Llama from a config."""
+    torch = pytest.importorskip("torch")
+    peft = pytest.importorskip("peft")
+    from llm_trainer.planning.transformers_backend import _apply_adapter
+
+    base = _tiny_llama()
+    tokens = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        before = base(tokens).logits
+    adapted = peft.get_peft_model(
+        _tiny_llama(), peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    )
+    for name, param in adapted.named_parameters():
+        if "lora_B" in name:  # LoRA starts as a no-op (B = 0): give it an effect, as training would
+            torch.nn.init.normal_(param, std=0.5)
+    adapted.save_pretrained(tmp_path / "adapter")
+    with torch.no_grad():
+        expected = adapted(tokens).logits
+    loaded = _apply_adapter(_tiny_llama(), str(tmp_path / "adapter"))
+    with torch.no_grad():
+        got = loaded(tokens).logits
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got, before, atol=1e-3)
+
+
+def test_serve_llm_builds_the_right_server_command_for_each_model(tmp_path: Path) -> None:
+    """The command line only (what runs it for real: the llama.cpp server tests below)."""
     from llm_trainer.planning.serve import ServeOptions, llama_cpp_available, server_command
 
     if llama_cpp_available():

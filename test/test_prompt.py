@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -179,10 +182,55 @@ def test_dynamic_grammar_is_one_call() -> None:
     assert not _accepts(g, "```python\nopen_gripper()\nopen_gripper()\n```")
 
 
-def test_grammar_compiles_for_llama_cpp_too() -> None:
-    llama_cpp = pytest.importorskip("llama_cpp")
-    for level in ("syntax", "recipe", "anchored"):
-        llama_cpp.LlamaGrammar.from_string(code_grammar(_scene(), level), verbose=False)
+_LLAMA_CPP_SAMPLE = """
+import sys, llama_cpp
+from llm_trainer.planning.models import smollm2_gguf
+llm = llama_cpp.Llama(model_path=str(smollm2_gguf()), n_ctx=512, verbose=False, n_threads=1)
+grammar = llama_cpp.LlamaGrammar.from_string(sys.stdin.read(), verbose=False)
+out = llm.create_completion("Write the plan.\\n", grammar=grammar, max_tokens=16, temperature=0)
+print(repr(out["choices"][0]["text"]))
+"""
+
+
+def _llama_cpp_sample(grammar: str) -> subprocess.CompletedProcess:
+    """Decode 16 tokens of the real SmolLM2 under ``grammar`` with llama.cpp's own sampler.
+
+    In a child process: llama.cpp parses the grammar only when it builds the sampler, and a grammar it
+    cannot parse then crashes the process (``LlamaGrammar.from_string`` alone only stores the text).
+    """
+    return subprocess.run(
+        [sys.executable, "-c", _LLAMA_CPP_SAMPLE], input=grammar, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", ["syntax", "recipe", "anchored"])
+def test_every_grammar_level_parses_in_xgrammar_and_drives_llama_cpp(level: str) -> None:
+    pytest.importorskip("llama_cpp")
+    grammar = code_grammar(_scene(), level)
+    xgr.Grammar.from_ebnf(grammar)  # xgrammar's GBNF parser: raises on a grammar it cannot read
+    proc = _llama_cpp_sample(grammar)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+    # whatever the small model wanted to say, the sampler kept it on the grammar: a code block of calls
+    assert text.startswith("```python\n") and _accepts_prefix(grammar, text), text
+
+
+@pytest.mark.slow
+def test_the_grammar_checks_fail_on_a_broken_grammar() -> None:
+    pytest.importorskip("llama_cpp")
+    broken = "this is ::= not (( a grammar"
+    with pytest.raises(RuntimeError):
+        xgr.Grammar.from_ebnf(broken)
+    assert _llama_cpp_sample(broken).returncode != 0
+    # and a grammar that parses but is not ours is caught by the prefix check
+    assert not _accepts_prefix(code_grammar(_scene(), "syntax"), "import os\n")
+
+
+def _accepts_prefix(grammar: str, text: str) -> bool:
+    """``text`` is a prefix of some string the grammar accepts (the model stopped at max_tokens)."""
+    compiled = xgr.GrammarCompiler(xgr.TokenizerInfo([])).compile_grammar(grammar)
+    return xgr.GrammarMatcher(compiled).accept_string(text)
 
 
 def test_plan_json_schema_constrains_json_answers() -> None:

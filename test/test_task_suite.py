@@ -669,3 +669,29 @@ def test_oracle_episode_succeeds_in_process(sim: MujocoSimulation, task_name: st
     executor = PlanExecutor(DirectSimBackend(sim))
     record = run_episode_in_process(sim, OraclePlanner(), executor, task_name, 1)
     assert record.success, f"{task_name}: {record.outcome} {record.success_report}"
+
+
+def test_user_task_modules_reach_the_cli_through_the_environment(tmp_path) -> None:
+    """What a user does: set LLM_TRAINER_TASK_MODULES and run the CLI (a fresh process)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "my_cli_tasks.py").write_text(
+        "from llm_trainer.tasks.blocks import PutBlockInTargetArea\n"
+        "from llm_trainer.tasks.registry import register\n\n"
+        "class PutBlockOnceMore(PutBlockInTargetArea):\n"
+        "    name = 'my_cli_put_block'\n\n"
+        "register('my_cli_put_block', PutBlockOnceMore)\n"
+    )
+    exe = os.path.join(sys.prefix, "bin", "llm-trainer")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "LLM_TRAINER_TASK_MODULES": "my_cli_tasks"}
+    listed = subprocess.run([exe, "tasks", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert "my_cli_put_block" in {r["name"] for r in json.loads(listed.stdout)}
+    scene = subprocess.run([exe, "scene", "--task", "my_cli_put_block", "--seed", "2"], env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert scene.returncode == 0 and json.loads(scene.stdout)["task"] == "my_cli_put_block", scene.stderr
+    env["LLM_TRAINER_TASK_MODULES"] = "no_such_lab_module"
+    bad = subprocess.run([exe, "tasks"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no_such_lab_module" in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr

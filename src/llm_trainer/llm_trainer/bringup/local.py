@@ -2,7 +2,7 @@
 
 Each node runs as ``python -m <module> --ros-args ...`` with its log in ``<log_dir>/<node>.log``.
 ``LocalGraph`` is a context manager: leaving it stops the nodes (SIGINT, then SIGTERM, then
-SIGKILL), so a crashed generator does not leave simulators running.
+SIGKILL, reported in ``escalated``), so a crashed generator does not leave simulators running.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class LocalGraph:
         self.domain_id = domain_id
         self.extra_env = extra_env or {}
         self.processes: dict[str, subprocess.Popen] = {}
+        self.escalated: dict[str, str] = {}  # node -> the signal that ended it, when SIGINT did not
         self._logs: list = []
 
     def env(self) -> dict[str, str]:
@@ -83,11 +84,21 @@ class LocalGraph:
                 tail = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
                 raise RuntimeError(f"node {name!r} exited with code {code}:\n" + "\n".join(tail))
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0) -> dict[str, str]:
+        """Stop every node: SIGINT, then SIGTERM, then SIGKILL, each after ``timeout`` s.
+
+        Returns (and keeps in ``escalated``) the nodes that did not stop on SIGINT, with the signal
+        that finally ended them; each gets a line at the end of its log. A node that needs SIGKILL
+        skipped its clean-up (an open bag, a robot connection): callers should say so.
+        """
+        names = {p.pid: n for n, p in self.processes.items()}
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             alive = [p for p in self.processes.values() if p.poll() is None]
             if not alive:
                 break
+            if sig != signal.SIGINT:
+                for p in alive:
+                    self.escalated[names[p.pid]] = sig.name
             for p in alive:
                 try:
                     os.killpg(p.pid, sig)
@@ -102,6 +113,12 @@ class LocalGraph:
         for log in self._logs:
             log.close()
         self._logs.clear()
+        for name, sig_name in self.escalated.items():
+            with open(self.log_dir / f"{name}.log", "a", encoding="utf-8") as f:
+                f.write(
+                    f"[llm_trainer bringup] {name} did not stop on SIGINT within {timeout:g} s; ended with {sig_name}\n"
+                )
+        return dict(self.escalated)
 
     def __enter__(self) -> LocalGraph:
         return self.start()

@@ -231,6 +231,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
     records: list[EpisodeRecord] = []
     errors: list[str] = []
     graph_failures: list[str] = []
+    graphs: list[LocalGraph] = []  # every graph started, to report nodes that had to be killed
     lock = threading.Lock()
     episodes_log = out / "episodes.jsonl"
     t_start = time.perf_counter()
@@ -296,6 +297,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
                             record_episode(rec)
                     finally:
                         client.close()
+                        graphs.append(local)
             except (GraphError, RuntimeError) as exc:
                 # The graph has stopped (LocalGraph's exit): set the lost attempt aside, start the graph
                 # afresh (a lost response can leave a node waiting for it) and try that episode again.
@@ -356,6 +358,8 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
         "episodes_per_minute": round(60 * len(records) / episode_wall, 2),
         # each one lost an attempt (set aside under attempts/, then tried again) and restarted that worker's graph
         "graph_failures": graph_failures,
+        # nodes that did not stop on SIGINT (their clean-up was cut short): node -> the signal that ended it
+        "node_escalations": [{**g.escalated, "log_dir": str(g.log_dir)} for g in graphs if g.escalated],
         "errors": errors,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

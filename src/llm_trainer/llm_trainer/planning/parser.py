@@ -58,7 +58,8 @@ class PlanParseError(ValueError):
     def __init__(self, reason: str, line: int = 0, call: str = ""):
         self.reason = reason
         self.line = line
-        self.call = call
+        # One line whatever the model wrote (a call split over lines): `rejected: ...` and logs stay line-based.
+        self.call = call = " ".join(call.split())
         where = f"line {line}" if line else ""
         if call:
             where = f"{where}: `{call}`" if where else f"`{call}`"
