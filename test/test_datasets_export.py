@@ -266,3 +266,23 @@ def test_video_encoding_leaves_the_scheduling_policy_alone(tmp_path: Path) -> No
             if "encoder" not in str(exc):
                 raise
         assert (os.sched_getscheduler(0), os.sched_getparam(0)) == before, codec
+
+
+def test_show_writes_a_contact_sheet_videos_and_a_summary(run_dir: Path, tmp_path: Path) -> None:
+    import av
+    import cv2
+
+    from llm_trainer.datasets.bag_episode import episode_from_bag
+    from llm_trainer.datasets.show import show_run
+
+    summary = show_run(run_dir, episode="episode_000001", out=tmp_path)
+    assert summary["episodes"] == 2 and summary["success_per_task"] == {"put_block": "2/2"}
+    sheet = cv2.imread(str(tmp_path / "episode_000001_sheet.png"))
+    assert sheet is not None and sheet.shape[0] >= 3 * 240 and sheet.shape[1] >= 6 * 320  # 3 cameras x 6 times
+    ep = episode_from_bag(run_dir / "bags" / "episode_000001", 10.0)
+    for cam in ("front", "left", "right"):
+        with av.open(str(tmp_path / f"episode_000001_{cam}.mp4")) as video:
+            assert sum(1 for _ in video.decode(video=0)) == ep.num_samples
+    assert json.loads((tmp_path / "summary.json").read_text())["successes"] == 2
+    with pytest.raises(FileNotFoundError, match="no complete episode"):
+        show_run(run_dir, episode="episode_999999", out=tmp_path)

@@ -28,9 +28,9 @@ COLUMNS = 6
 PANEL = 240  # [px] side of the top-down and gripper panels
 
 
-def _label(img: np.ndarray, text: str) -> np.ndarray:
+def _label(img: np.ndarray, text: str, color=(255, 255, 255)) -> np.ndarray:
     out = img.copy()
-    cv2.putText(out, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(out, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
     return out
 
 
@@ -57,7 +57,7 @@ def _top_down(ep: EpisodeData, scene: dict[str, Any]) -> np.ndarray:
         t = i / max(n - 1, 1)
         color = (int(255 * (1 - t)), 40, int(255 * t))  # BGR order is irrelevant here: we write RGB
         cv2.line(img, px(*path[i - 1][:2]), px(*path[i][:2]), color[::-1], 2)
-    return _label(img, "end effector from above")
+    return _label(img, "end effector from above", (40, 40, 40))
 
 
 def _gripper_plot(ep: EpisodeData) -> np.ndarray:
@@ -69,7 +69,7 @@ def _gripper_plot(ep: EpisodeData) -> np.ndarray:
         for i, w in enumerate(width)
     ]
     cv2.polylines(img, [np.array(pts, np.int32)], False, (30, 120, 30), 2)
-    return _label(img, "gripper opening (0-8 cm)")[:, :, :]
+    return _label(img, "gripper opening (0-8 cm)", (40, 40, 40))
 
 
 def contact_sheet(ep: EpisodeData) -> np.ndarray:
