@@ -12,7 +12,6 @@ measured in the same run. Absolute numbers hold for the machine printed in the h
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -69,8 +68,11 @@ def in_process(task: str, episodes: int, cameras: bool, camera_rate: float) -> d
     return result
 
 
-def through_graph(task: str, episodes: int, cameras: bool, camera_rate: float, record: bool) -> dict:
+def through_graph(
+    task: str, episodes: int, cameras: bool, camera_rate: float, record: bool, runner: str = "graph"
+) -> dict:
     from llm_trainer.datagen.generate import GenerateOptions, generate
+    from llm_trainer.episodes import EpisodeRecord
 
     with tempfile.TemporaryDirectory(prefix="llmt-bench-") as out:
         options = GenerateOptions(
@@ -80,9 +82,11 @@ def through_graph(task: str, episodes: int, cameras: bool, camera_rate: float, r
             render_cameras=cameras,
             camera_rate_hz=camera_rate,
             record=record,
+            runner=runner,
         )
         summary = generate(options, log=lambda _line: None)
-        sim_time = sum(json.loads(line)["sim_time"] for line in (Path(out) / "episodes.jsonl").read_text().splitlines())
+        lines = (Path(out) / "episodes.jsonl").read_text().splitlines()
+        sim_time = sum(EpisodeRecord.from_json(line).timing["sim_time"] for line in lines)
     if summary["errors"]:
         raise RuntimeError("; ".join(summary["errors"]))
     # Graph start-up (process launch + discovery) is reported apart from the per-episode rate.
@@ -118,6 +122,14 @@ def main() -> int:
         (
             "DDS graph, cameras, recording (MCAP + HDF5)",
             through_graph(args.task, args.episodes, True, args.camera_rate, True),
+        ),
+        (
+            "generate --runner inprocess, no cameras, recording",
+            through_graph(args.task, args.episodes, False, args.camera_rate, True, runner="inprocess"),
+        ),
+        (
+            "generate --runner inprocess, cameras, recording",
+            through_graph(args.task, args.episodes, True, args.camera_rate, True, runner="inprocess"),
         ),
     ]
     base_epm = 60 * rows[0][1]["episodes"] / rows[0][1]["wall_s"]

@@ -62,7 +62,7 @@ def test_robomimic_export_matches_the_bag(run_dir: Path, tmp_path: Path) -> None
     out = tmp_path / "demo.hdf5"
     summary = export_run(ExportOptions(run_dir, "robomimic", out, images=True, depth=True, rate_hz=10.0))
     assert summary["demos"] == 2 and not (tmp_path / "demo.hdf5.partial").exists()
-    bag = run_dir / "bags" / "episode_000000"
+    bag = run_dir / "bags" / "put_block_000000"
     joints = _mcap_messages(bag, "/joint_states")
     commands = _mcap_messages(bag, "/joint_commands")
     colors = _mcap_messages(bag, "/cameras/front/color/image_raw/compressed")
@@ -72,7 +72,7 @@ def test_robomimic_export_matches_the_bag(run_dir: Path, tmp_path: Path) -> None
     with h5py.File(out, "r") as f:
         demo = f["data/demo_0"]
         record = EpisodeRecord.from_dict(json.loads(demo.attrs["record_json"]))
-        assert record.episode_id == "episode_000000" and record.seed == 3 and demo.attrs["success"]
+        assert record.episode_id == "put_block_000000" and record.seed == 3 and demo.attrs["success"]
         n = int(demo.attrs["num_samples"])
         assert n == len(grid) == demo["actions"].shape[0] and f["data"].attrs["total"] == summary["samples"]
         # actions: the commanded joints at each grid time, straight from the bag
@@ -106,7 +106,7 @@ def test_action_spaces_agree_with_each_other(run_dir: Path, tmp_path: Path) -> N
     from llm_trainer.datasets.bag_episode import episode_from_bag
     from llm_trainer.motion.kinematics import PandaKinematics
 
-    ep = episode_from_bag(run_dir / "bags" / "episode_000001", 10.0)
+    ep = episode_from_bag(run_dir / "bags" / "put_block_000001", 10.0)
     fk = PandaKinematics()
     for i in (0, ep.num_samples // 2, ep.num_samples - 1):
         pos, _ = fk.forward(ep.actions["joint_pos"][i, :7])
@@ -204,7 +204,7 @@ def test_lerobot_dataset_loads_the_export(run_dir: Path, tmp_path: Path) -> None
 
     out = tmp_path / "lerobot"
     summary = export_run(ExportOptions(run_dir, "lerobot", out, images=True, rate_hz=10.0))
-    episodes = [episode_from_bag(run_dir / "bags" / f"episode_00000{i}", 10.0, images=True) for i in range(2)]
+    episodes = [episode_from_bag(run_dir / "bags" / f"put_block_00000{i}", 10.0, images=True) for i in range(2)]
     expected = {
         "num_episodes": 2,
         "num_frames": sum(e.num_samples for e in episodes),
@@ -275,13 +275,13 @@ def test_show_writes_a_contact_sheet_videos_and_a_summary(run_dir: Path, tmp_pat
     from llm_trainer.datasets.bag_episode import episode_from_bag
     from llm_trainer.datasets.show import show_run
 
-    summary = show_run(run_dir, episode="episode_000001", out=tmp_path)
+    summary = show_run(run_dir, episode="put_block_000001", out=tmp_path)
     assert summary["episodes"] == 2 and summary["success_per_task"] == {"put_block": "2/2"}
-    sheet = cv2.imread(str(tmp_path / "episode_000001_sheet.png"))
+    sheet = cv2.imread(str(tmp_path / "put_block_000001_sheet.png"))
     assert sheet is not None and sheet.shape[0] >= 3 * 240 and sheet.shape[1] >= 6 * 320  # 3 cameras x 6 times
-    ep = episode_from_bag(run_dir / "bags" / "episode_000001", 10.0)
+    ep = episode_from_bag(run_dir / "bags" / "put_block_000001", 10.0)
     for cam in ("front", "left", "right"):
-        with av.open(str(tmp_path / f"episode_000001_{cam}.mp4")) as video:
+        with av.open(str(tmp_path / f"put_block_000001_{cam}.mp4")) as video:
             assert sum(1 for _ in video.decode(video=0)) == ep.num_samples
     assert json.loads((tmp_path / "summary.json").read_text())["successes"] == 2
     with pytest.raises(FileNotFoundError, match="no complete episode"):

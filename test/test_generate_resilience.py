@@ -5,6 +5,7 @@ goes on on a fresh graph. Real nodes over real DDS; the faults are real (SIGKILL
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -112,7 +113,7 @@ def test_a_recorder_killed_mid_episode_loses_no_completed_episode(tmp_path: Path
     def killer() -> None:
         # Once episode 1's bag is open and has had time to record, kill the recorder mid-episode.
         deadline = time.monotonic() + 240
-        bag = out / "bags" / "episode_000001"
+        bag = out / "bags" / "put_block_000001"
         while not bag.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(1.0)  # planning and executing put_block take several seconds: the episode is mid-way
@@ -135,9 +136,9 @@ def test_a_recorder_killed_mid_episode_loses_no_completed_episode(tmp_path: Path
     assert any("restarting its node graph" in line for _, line in lines)
     # every episode has one complete bag; the lost attempt is set aside, marked, and still readable
     for i in range(3):
-        meta = read_episode_metadata(out / "bags" / f"episode_00000{i}")
+        meta = read_episode_metadata(out / "bags" / f"put_block_00000{i}")
         assert meta["status"] == "complete" and meta["success"] is True
-    partial = out / "attempts" / "episode_000001.attempt1"
+    partial = out / "attempts" / "put_block_000001.attempt1"
     meta = read_episode_metadata(partial)
     assert meta["status"] == "incomplete" and "recorder" in meta["incomplete_reason"]
     assert meta.get("recovered_messages", 0) > 0, (meta, lines)  # the bag was never closed: rebuilt
@@ -147,3 +148,60 @@ def test_a_recorder_killed_mid_episode_loses_no_completed_episode(tmp_path: Path
     assert [r.provenance["attempt"] for r in sorted(records, key=lambda r: r.index)] == [1, 2, 1]
     with h5py.File(out / "dataset.hdf5", "r") as f:  # exported from the three complete bags only
         assert len(f["data"]) == 3
+
+
+def test_a_generator_killed_with_sigkill_leaves_no_node_and_resumes_to_exactly_n(tmp_path: Path, ros_env) -> None:
+    """SIGKILL of `llm-trainer generate` mid-run: its nodes follow it (no orphans); the same command on
+    the same --out then continues: exactly N episodes per task, no duplicate and no missing seed."""
+    import subprocess
+    import sys
+
+    domain = int(ros_env["ROS_DOMAIN_ID"]) % 200 + 30
+    out = tmp_path / "run"
+    exe = str(Path(sys.prefix) / "bin" / "llm-trainer")
+    cmd = [exe, "generate", "--tasks", "put_block,stack_blocks", "--episodes", "2", "--no-cameras",
+           "--out", str(out), "--domain-id", str(domain)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = out / "episodes.jsonl"
+    deadline = time.monotonic() + 240
+    while not (log.exists() and log.read_text().count("\n") >= 1) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.1)
+    assert _node_pids("llm_trainer.nodes.sim_node", domain), "the graph is not running"
+    proc.kill()  # SIGKILL: no clean-up in the generator at all
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(
+        _node_pids(f"llm_trainer.nodes.{n}", domain)
+        for n in ("sim_node", "planner_node", "executor_node", "recorder_node")
+    ):
+        time.sleep(0.2)
+    left = {
+        n: _node_pids(f"llm_trainer.nodes.{n}", domain)
+        for n in ("sim_node", "planner_node", "executor_node", "recorder_node")
+    }
+    assert not any(left.values()), f"nodes outlived their generator: {left}"
+    done_before = log.read_text().count("\n")
+    assert 1 <= done_before < 4
+    again = subprocess.run(cmd, env=ros_env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["resumed_with"] == done_before and summary["episodes"] == 4 and summary["successes"] == 4
+    records = [EpisodeRecord.from_json(x) for x in log.read_text().splitlines()]
+    assert sorted((r.task, r.seed) for r in records) == [
+        ("put_block", 0),
+        ("put_block", 1),
+        ("stack_blocks", 0),
+        ("stack_blocks", 1),
+    ]
+    assert len({r.episode_id for r in records}) == 4
+    # the episode cut off by the kill (if its bag was open) is set aside, marked; bags/ has one bag per episode
+    assert sorted(p.name for p in (out / "bags").iterdir()) == sorted(r.episode_id for r in records)
+    for aside in (out / "attempts").iterdir() if (out / "attempts").exists() else []:
+        from llm_trainer.recording import read_episode_metadata
+
+        assert read_episode_metadata(aside)["status"] == "incomplete"
+    # a changed configuration is refused with the difference named
+    changed = subprocess.run([*cmd[:-2], "--domain-id", str(domain), "--split", "test"], env=ros_env,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert changed.returncode == 2 and "split: 'train' -> 'test'" in changed.stderr, changed.stderr

@@ -29,10 +29,13 @@ from llm_trainer.config import ConfigError
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from llm_trainer.datagen.generate import GenerateOptions, generate
+    from llm_trainer.datagen.generate import GenerateOptions, generate, markdown_table
 
+    if bool(args.task) == bool(args.tasks):
+        raise ValueError("give exactly one of --task TASK or --tasks T1,T2,...|all")
     options = GenerateOptions(
-        task=args.task,
+        task=args.task or "",
+        tasks=[t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else [],
         episodes=args.episodes,
         planner=args.planner,
         out=Path(args.out),
@@ -42,16 +45,22 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         camera_rate_hz=args.camera_rate,
         record=not args.no_record,
         base_domain_id=args.domain_id,
+        split=args.split,
+        force=args.force,
+        progress=sys.stderr.isatty() if args.progress is None else args.progress,
+        runner=args.runner,
     )
     options.validate()
+    tasks = options.task_list()
     print(
-        f"generating {args.episodes} episode(s) of {args.task} with the {args.planner} planner "
-        f"on {args.workers} worker(s) -> {Path(args.out).resolve()}",
+        f"generating {args.episodes} episode(s) of {', '.join(tasks)} ({args.split} seeds) with the "
+        f"{args.planner} planner on {args.workers} worker(s) -> {Path(args.out).resolve()}",
         flush=True,
     )
     summary = generate(options, log=lambda line: print(line, flush=True))
     for error in summary["errors"]:
         print(f"error: {error}", file=sys.stderr, flush=True)
+    print(markdown_table(summary["tasks"]), flush=True)
     print(json.dumps(summary), flush=True)
     return 1 if summary["errors"] else 0
 
@@ -274,10 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     g = sub.add_parser("generate", help="generate verified demonstrations through the node graph")
-    g.add_argument("--task", required=True, help="task name (see `llm-trainer tasks`)")
-    g.add_argument("--episodes", type=int, required=True, help="number of episodes")
+    g.add_argument("--task", default=None, help="task name (see `llm-trainer tasks`)")
+    g.add_argument("--tasks", default=None, help="several tasks, comma-separated, or 'all'")
+    g.add_argument("--episodes", type=int, required=True, help="number of episodes per task")
+    g.add_argument("--split", choices=("train", "test"), default="train",
+                   help="seed range: test seeds (seed + 1,000,000 + i) are never training seeds")  # fmt: skip
+    g.add_argument("--runner", choices=("graph", "inprocess"), default="graph",
+                   help="graph: the node graph over DDS (default); inprocess: the same code, no DDS")  # fmt: skip
+    g.add_argument("--force", action="store_true", help="continue a run in --out although its configuration changed")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="live progress bars per task (default: when stderr is a terminal)")  # fmt: skip
     g.add_argument("--planner", default="oracle", help="planner backend (default: oracle)")
-    g.add_argument("--out", required=True, help="output directory (bags, dataset.hdf5, episodes.jsonl)")
+    g.add_argument("--out", required=True, help="run directory; re-running on it continues where it stopped")
     g.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i")
     g.add_argument("--workers", type=int, default=1, help="parallel node graphs (each on its own ROS domain)")
     g.add_argument("--no-cameras", action="store_true", help="do not render or record camera images")

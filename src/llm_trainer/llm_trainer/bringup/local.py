@@ -29,6 +29,20 @@ def default_gl_backend() -> str:
     return "egl"
 
 
+def _follow_parent() -> None:
+    """In the child, before exec: get SIGTERM when the parent dies (even by SIGKILL), so that nodes
+    never outlive the generator that started them. Linux only (prctl PR_SET_PDEATHSIG); elsewhere a
+    no-op. The signal comes when the *thread* that started the node ends: LocalGraph's owner."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 class LocalGraph:
     def __init__(
         self,
@@ -72,7 +86,12 @@ class LocalGraph:
             log.write("$ " + " ".join(cmd) + "\n")
             log.flush()
             self.processes[node.name] = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_follow_parent,
             )
         return self
 

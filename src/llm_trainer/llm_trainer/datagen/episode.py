@@ -27,25 +27,38 @@ def run_episode_in_process(
     episode_id: str = "",
     index: int = 0,
     prompt_config: dict[str, Any] | None = None,
+    recorder=None,
 ) -> EpisodeRecord:
-    """One episode: reset (seeded) -> plan -> execute -> verify; the episode record says what happened."""
+    """One episode: reset (seeded) -> plan -> execute -> verify; the episode record says what happened.
+
+    ``recorder`` (``datagen.inprocess.InProcessRecorder``) records it as the graph's recorder would:
+    the executor's backend calls its ``on_step`` every physics step, this function opens and closes the
+    bag and forwards the executor's primitive events.
+    """
     t0 = time.perf_counter()
     instance = sim.reset(get_task(task_name), seed)
     scene = sim.scene_state()
+    episode_id = episode_id or f"episode_{index:06d}"
+    if recorder is not None:
+        recorder.start(episode_id, {"record": {"episode_id": episode_id, "task": task_name, "seed": seed}})
     t1 = time.perf_counter()
     plan_result: PlanResult = planner.plan(PlanRequest(instance.instruction, scene, task_name, instance.goal))
     planning = PlanningRecord.from_result(plan_result, prompt_config)
     t2 = time.perf_counter()
     execution: ExecutionRecord | None = None
+    on_step = getattr(executor.backend, "on_step", None)
     if plan_result.success:
-        execution = ExecutionRecord.from_result(executor.execute(plan_result.plan))
-        sim.step_for(settle_after, getattr(executor.backend, "on_step", None))
+        events = (lambda status, total: recorder.primitive_event(plan_result.plan, status, total)) if recorder else None
+        execution = ExecutionRecord.from_result(executor.execute(plan_result.plan, feedback=events))
+        sim.step_for(settle_after, on_step)
+    elif recorder is not None:
+        sim.step_for(settle_after, on_step)  # as the simulator node's check does: the objects settle
     t3 = time.perf_counter()
     report = sim.check_success()
     t4 = time.perf_counter()
     outcome = classify(planning, execution, report.success)
-    return EpisodeRecord(
-        episode_id=episode_id or f"episode_{index:06d}",
+    record = EpisodeRecord(
+        episode_id=episode_id,
         task=task_name,
         seed=seed,
         index=index,
@@ -68,6 +81,9 @@ def run_episode_in_process(
         },
         provenance=provenance("inprocess"),
     )
+    if recorder is not None:
+        record.bag = recorder.stop(record)
+    return record
 
 
 def make_in_process_runner(sim: MujocoSimulation, planner: Planner, executor_config=None) -> PlanExecutor:

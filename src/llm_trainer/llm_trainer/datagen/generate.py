@@ -19,13 +19,14 @@ import random
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llm_trainer.bringup.graph import load_graph
 from llm_trainer.bringup.local import LocalGraph
 from llm_trainer.datagen.graph_client import GraphClient, GraphError
+from llm_trainer.datagen.run_store import SPLITS, TEST_SEED_OFFSET, RunStore, slots
 from llm_trainer.episodes import (
     EpisodeRecord,
     ExecutionRecord,
@@ -40,13 +41,13 @@ from llm_trainer.execution.executor import ExecutionResult
 from llm_trainer.planning.registry import BACKENDS
 from llm_trainer.primitives import plan_to_dicts
 from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg, seconds_from_stamp, status_from_msg
-from llm_trainer.tasks.registry import get_task
+from llm_trainer.tasks.registry import get_task, task_names
 
 
 @dataclass
 class GenerateOptions:
-    task: str
-    episodes: int
+    task: str = ""  # one task (or use ``tasks``)
+    episodes: int = 1  # per task
     planner: str = "oracle"
     out: Path = Path("runs/latest")
     seed: int = 0
@@ -56,20 +57,60 @@ class GenerateOptions:
     graph: str = "sim"
     record: bool = True
     base_domain_id: int | None = None
+    tasks: list[str] = field(default_factory=list)  # several tasks, or ["all"]
+    split: str = "train"  # train | test: disjoint seeds (run_store.seed_for)
+    force: bool = False  # continue a run whose configuration changed
+    progress: bool = False  # live bars per task (tqdm, on stderr)
+    runner: str = "graph"  # graph (the node graph over DDS) | inprocess (the same core code, no DDS)
+
+    def task_list(self) -> list[str]:
+        names = list(self.tasks) or ([self.task] if self.task else [])
+        if names == ["all"]:
+            return task_names()
+        return names
 
     def validate(self) -> None:
-        get_task(self.task)  # raises KeyError naming the known tasks
+        names = self.task_list()
+        if not names:
+            raise ValueError("give --task or --tasks")
+        if len(set(names)) != len(names):
+            raise ValueError(f"--tasks names a task twice: {names}")
+        for name in names:
+            get_task(name)  # raises KeyError naming the known tasks
         if self.planner not in BACKENDS:
             raise ValueError(f"unknown planner backend {self.planner!r} (available: {', '.join(BACKENDS)})")
         if self.episodes < 1:
             raise ValueError("--episodes must be at least 1")
+        if self.episodes >= TEST_SEED_OFFSET:
+            raise ValueError(f"--episodes must be below {TEST_SEED_OFFSET} (test seeds start there)")
+        if self.split not in SPLITS:
+            raise ValueError(f"--split must be one of {', '.join(SPLITS)}")
         if not 1 <= self.workers <= 16:
             raise ValueError("--workers must be within [1, 16]")
         if self.base_domain_id is not None and not 0 <= self.base_domain_id <= 232 - self.workers:
             raise ValueError(f"--domain-id must be within [0, {232 - self.workers}] for {self.workers} worker(s)")
         if self.camera_rate_hz <= 0:
             raise ValueError("--camera-rate must be positive")
+        if self.runner not in RUNNERS:
+            raise ValueError(f"--runner must be one of {', '.join(RUNNERS)}")
+        if self.runner == "inprocess" and self.workers != 1:
+            raise ValueError("--runner inprocess runs in this one process: use --workers 1 (or --runner graph)")
 
+    def resume_config(self) -> dict[str, Any]:
+        return {
+            "tasks": self.task_list(),
+            "episodes": self.episodes,
+            "seed": self.seed,
+            "split": self.split,
+            "planner": self.planner,
+            "graph": self.graph,
+            "render_cameras": self.render_cameras,
+            "camera_rate_hz": self.camera_rate_hz,
+            "record": self.record,
+        }
+
+
+RUNNERS = ("graph", "inprocess")
 
 #: A worker restarts its node graph at most this many times before it gives up.
 MAX_GRAPH_RESTARTS = 3
@@ -175,9 +216,16 @@ def _run_graph_episode(client: GraphClient, planner: str, record: EpisodeRecord,
     if client.record:
         # The recorder keeps recording until it has seen /joint_states up to the verdict's time, so the
         # bag ends where the check ended (messages are still in flight when STOP arrives).
-        stopped = client.stop_episode(
-            record.episode_id, {"record": record.to_dict(), "record_until": verdict_stamp}, record.success
-        )
+        # ... and every primitive event the executor sent (a start and an end per primitive that ran).
+        # (A plan refused before any motion sent none; one that failed mid-way also ended its last primitive.)
+        statuses = record.execution.statuses if record.execution else []
+        ran = sum(s["status"] == "done" for s in statuses)
+        if record.outcome.kind == OutcomeKind.EXECUTION_FAILED:
+            ran += sum(s["status"] == "failed" for s in statuses)
+        stop_meta = {"record": record.to_dict(), "record_until": verdict_stamp}
+        if ran:
+            stop_meta["record_counts"] = {"/executor/primitive_events": 2 * ran}
+        stopped = client.stop_episode(record.episode_id, stop_meta, record.success)
         recording["started"] = False
         record.bag = stopped.bag_path
 
@@ -208,15 +256,19 @@ def set_aside_attempt(out: Path, record: EpisodeRecord) -> Path | None:
 
 
 def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
+    """Generate (or continue generating) every slot of the run; returns the summary."""
     options.validate()
     out = Path(options.out).resolve()
-    previous = [
-        p.name for p in (out / "episodes.jsonl", out / "dataset.hdf5", out / "bags", out / "workers") if p.exists()
-    ]
-    if previous:
-        # Never mix two runs (or overwrite one): episode ids would collide.
-        raise FileExistsError(f"{out} already holds a generation run ({', '.join(previous)}); choose a new --out")
-    out.mkdir(parents=True, exist_ok=True)
+    store = RunStore(out, options.resume_config())
+    done = store.open(force=options.force)
+    if options.record:
+        for moved in store.set_aside_orphans(done):
+            log(f"set aside {moved.name}: the previous run stopped during that episode")
+    tasks = options.task_list()
+    all_slots = slots(tasks, options.episodes, options.seed, options.split)
+    todo = [slot for slot in all_slots if slot.episode_id not in done]
+    if done:
+        log(f"continuing {out}: {len(all_slots) - len(todo)} of {len(all_slots)} episodes already done")
     base_domain = options.base_domain_id
     if base_domain is None:
         # Each run starts private graphs: a random domain keeps two runs (or someone's other nodes on
@@ -226,29 +278,31 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
     graph = load_graph(options.graph)
     if not options.record:
         graph.nodes = [n for n in graph.nodes if n.executable != "recorder_node"]
-    indices = list(range(options.episodes))
-    shares = [indices[k :: options.workers] for k in range(options.workers)]
-    records: list[EpisodeRecord] = []
+    shares = [todo[k :: options.workers] for k in range(options.workers)]
+    records: list[EpisodeRecord] = list(done.values())
     errors: list[str] = []
     graph_failures: list[str] = []
     graphs: list[LocalGraph] = []  # every graph started, to report nodes that had to be killed
     lock = threading.Lock()
-    episodes_log = out / "episodes.jsonl"
     t_start = time.perf_counter()
     startup: list[float] = []
+    progress = TaskProgress(tasks, options.episodes, records) if options.progress else None
+    say = progress.write if progress else log
+    total = len(all_slots)
 
     def record_episode(rec: EpisodeRecord) -> None:
         if rec.bag and Path(rec.bag).is_relative_to(out):
             rec.bag = str(Path(rec.bag).relative_to(out))
         with lock:
             records.append(rec)
-            with open(episodes_log, "a", encoding="utf-8") as f:
-                f.write(rec.to_json() + "\n")
-            done = len(records)
+            store.append(rec)
             ok = sum(r.success for r in records)
+            n_done = len(records)
+            if progress:
+                progress.update(rec)
         status = "ok  " if rec.success else "FAIL"
-        log(
-            f"[{done}/{options.episodes}] {status} {rec.episode_id} seed {rec.seed} "
+        say(
+            f"[{n_done}/{total}] {status} {rec.episode_id} {rec.task} seed {rec.seed} "
             f"({rec.timing.get('wall', 0.0):.1f} s): {rec.instruction}"
             + ("" if rec.success else f" -- {rec.outcome.kind.value}: {rec.outcome.reason}")
             + f"  [{ok} verified so far]"
@@ -264,7 +318,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
             "planner_backend": options.planner,
         }
         pending = list(shares[k])
-        tries: dict[int, int] = {}
+        tries: dict[str, int] = {}
         starts = 0
         while pending:
             starts += 1
@@ -283,15 +337,16 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
                             with lock:
                                 startup.append(time.perf_counter() - t_start)
                         while pending:
-                            i = pending[0]
-                            tries[i] = tries.get(i, 0) + 1
+                            slot = pending[0]
+                            tries[slot.episode_id] = tries.get(slot.episode_id, 0) + 1
                             rec = run_graph_episode(
-                                client, options.task, options.seed + i, f"episode_{i:06d}", options.planner,
-                                index=i, worker=k, attempt=tries[i],
+                                client, slot.task, slot.seed, slot.episode_id, options.planner,
+                                index=slot.index, worker=k, attempt=tries[slot.episode_id],
                             )  # fmt: skip
+                            rec.split = options.split
                             if rec.infrastructure_failure:
                                 in_flight = rec
-                                log(f"worker {k}: {rec.episode_id} lost to the graph: {rec.outcome.reason}")
+                                say(f"worker {k}: {rec.episode_id} lost to the graph: {rec.outcome.reason}")
                                 raise GraphError(f"{rec.episode_id}: {rec.outcome.reason}")
                             pending.pop(0)
                             record_episode(rec)
@@ -305,9 +360,9 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
                     graph_failures.append(f"worker {k}: {exc}")
                 if in_flight is not None and options.record:
                     set_aside_attempt(out, in_flight)
-                if in_flight is not None and tries.get(in_flight.index, 0) >= MAX_EPISODE_ATTEMPTS:
+                if in_flight is not None and tries.get(in_flight.episode_id, 0) >= MAX_EPISODE_ATTEMPTS:
                     # The same episode broke the graph every time: keep it, failed, with the reason.
-                    pending.remove(in_flight.index)
+                    pending = [s for s in pending if s.episode_id != in_flight.episode_id]
                     record_episode(in_flight)
                 if not pending:
                     return
@@ -317,37 +372,67 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
                             f"worker {k}: gave up after {starts} graph starts ({len(pending)} episodes not run): {exc}"
                         )
                     return
-                log(f"worker {k}: restarting its node graph after: {exc}")
+                say(f"worker {k}: restarting its node graph after: {exc}")
 
-    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(options.workers)]
+    def inprocess_worker() -> None:
+        from llm_trainer.datagen.inprocess import InProcessRunner
+
+        runner = InProcessRunner(
+            options.planner,
+            render_cameras=options.render_cameras,
+            camera_rate_hz=options.camera_rate_hz,
+            record_dir=out if options.record else None,
+        )
+        with lock:
+            startup.append(time.perf_counter() - t_start)
+        try:
+            for slot in shares[0]:
+                rec = runner.run(slot.task, slot.seed, slot.episode_id, slot.index)
+                rec.split = options.split
+                record_episode(rec)
+        finally:
+            runner.close()
+
+    target = inprocess_worker if options.runner == "inprocess" else worker
+    threads = [
+        threading.Thread(target=target, args=() if options.runner == "inprocess" else (k,), daemon=True)
+        for k in range(options.workers)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if progress:
+        progress.close()
     wall = time.perf_counter() - t_start
     # Throughput counts from the moment the graphs were up: start-up is reported on its own.
     startup_s = max(startup) if startup else wall
     episode_wall = max(wall - startup_s, 1e-9)
+    new_records = len(records) - len(done)
     dataset = out / "dataset.hdf5"
-    export_error = ""
     if options.record and any(r.bag for r in records):
         from llm_trainer.datasets.export import ExportOptions, export_run
 
         try:
             export_run(ExportOptions(run_dir=out, format="robomimic", out=dataset, include_failures=True))
         except Exception as exc:  # noqa: BLE001 - the bags are the data; `llm-trainer export` can redo this
-            export_error = f"robomimic export failed (the bags are intact; rerun `llm-trainer export`): {exc}"
-            errors.append(export_error)
-    records.sort(key=lambda r: r.index)
+            errors.append(f"robomimic export failed (the bags are intact; rerun `llm-trainer export`): {exc}")
+    order = {t: k for k, t in enumerate(tasks)}
+    records.sort(key=lambda r: (order.get(r.task, len(order)), r.index))
     successes = sum(r.success for r in records)
+    per_task = task_table(tasks, records)
     summary = {
-        "task": options.task,
+        "task": tasks[0] if len(tasks) == 1 else None,
+        "tasks": per_task,
+        "split": options.split,
+        "runner": options.runner,
         "planner": options.planner,
         "episodes": len(records),
-        "requested": options.episodes,
+        "requested": total,
         "successes": successes,
         "success_rate": round(successes / len(records), 4) if records else 0.0,
         "failure_kinds": dict(Counter(r.outcome.kind.value for r in records if not r.success)),
+        "resumed_with": len(done),
         "out": str(out),
         "dataset": str(dataset) if dataset.exists() else None,
         "bags": sum(1 for r in records if r.bag),
@@ -355,7 +440,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
         "ros_domain_ids": [base_domain + k for k in range(options.workers)],
         "wall_time_s": round(wall, 2),
         "startup_time_s": round(startup_s, 2),
-        "episodes_per_minute": round(60 * len(records) / episode_wall, 2),
+        "episodes_per_minute": round(60 * new_records / episode_wall, 2),
         # each one lost an attempt (set aside under attempts/, then tried again) and restarted that worker's graph
         "graph_failures": graph_failures,
         # nodes that did not stop on SIGINT (their clean-up was cut short): node -> the signal that ended it
@@ -363,4 +448,65 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
         "errors": errors,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.md").write_text(markdown_table(per_task) + "\n")
     return summary
+
+
+def task_table(tasks: list[str], records: list[EpisodeRecord]) -> dict[str, dict[str, Any]]:
+    """Per task: attempts, verified, rate, failure kinds, episodes per minute of one graph (from the
+    episodes' own wall times, so tasks run side by side on several workers are not mixed up)."""
+    table = {}
+    for task in tasks:
+        rs = [r for r in records if r.task == task]
+        ok = sum(r.success for r in rs)
+        wall_s = sum(r.timing.get("wall", 0.0) for r in rs)
+        table[task] = {
+            "attempts": len(rs),
+            "verified": ok,
+            "rate": round(ok / len(rs), 4) if rs else 0.0,
+            "failure_kinds": dict(Counter(r.outcome.kind.value for r in rs if not r.success)),
+            "episodes_per_minute": round(60 * len(rs) / wall_s, 2) if wall_s else None,
+        }
+    return table
+
+
+def markdown_table(per_task: dict[str, dict[str, Any]]) -> str:
+    lines = ["| task | attempts | verified | rate | failure kinds | episodes/min |", "|---|---|---|---|---|---|"]
+    for task, row in per_task.items():
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(row["failure_kinds"].items())) or "-"
+        epm = row["episodes_per_minute"] if row["episodes_per_minute"] is not None else "-"
+        lines.append(f"| {task} | {row['attempts']} | {row['verified']} | {row['rate']:.0%} | {kinds} | {epm} |")
+    return "\n".join(lines)
+
+
+class TaskProgress:
+    """One live tqdm bar per task: verified / attempts, success rate, ETA."""
+
+    def __init__(self, tasks: list[str], episodes: int, done: list[EpisodeRecord]):
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.bars = {}
+        for k, task in enumerate(tasks):
+            rs = [r for r in done if r.task == task]
+            bar = tqdm(total=episodes, initial=len(rs), desc=task, position=k, leave=True, dynamic_ncols=True)
+            self.bars[task] = (bar, [len(rs), sum(r.success for r in rs)])
+            self._postfix(task)
+
+    def _postfix(self, task: str) -> None:
+        bar, (n, ok) = self.bars[task]
+        bar.set_postfix_str(f"verified {ok}/{n} ({ok / n:.0%})" if n else "verified 0/0")
+
+    def update(self, record: EpisodeRecord) -> None:
+        bar, counts = self.bars[record.task]
+        counts[0] += 1
+        counts[1] += int(record.success)
+        bar.update(1)
+        self._postfix(record.task)
+
+    def write(self, line: str) -> None:
+        self._tqdm.write(line)
+
+    def close(self) -> None:
+        for bar, _ in self.bars.values():
+            bar.close()

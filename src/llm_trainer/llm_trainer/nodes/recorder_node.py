@@ -188,6 +188,13 @@ class DemoRecorderNode(Node):
                 metadata["record_until_reached"] = reached
                 if not reached:
                     notes.append(f"{self._sync_topic} not recorded up to record_until={metadata['record_until']}")
+            if "record_counts" in metadata:
+                # Sparse topics (the executor's primitive events) can trail the last joint state: wait
+                # until as many messages as the client knows were sent have been recorded.
+                short = self._wait_counts(metadata["record_counts"])
+                metadata["record_counts_reached"] = not short
+                if short:
+                    notes.append(f"fewer messages than sent on {', '.join(short)}")
         if abort:
             summary = self._recorder.abort(request.episode_id, metadata)
         else:
@@ -200,6 +207,18 @@ class DemoRecorderNode(Node):
         response.ok = True
         response.message = "; ".join([f"{summary.status}: {summary.message_count} messages", *notes])
         self.get_logger().info(f"{'ABORT' if abort else 'STOP'} {summary.episode_id}: {response.message}")
+
+    def _wait_counts(self, wanted: object) -> list[str]:
+        """Wait (at most stop_sync_timeout_s) until each topic has at least its count; the topics short."""
+        if not isinstance(wanted, dict) or not all(isinstance(v, int) for v in wanted.values()):
+            raise RecorderError(f"record_counts must map topics to message counts, got {wanted!r}")
+        deadline = time.monotonic() + self._sync_timeout_s
+        while True:
+            counts = self._recorder.counts()
+            short = [t for t, n in wanted.items() if counts.get(t, 0) < n]
+            if not short or time.monotonic() >= deadline:
+                return short
+            time.sleep(0.01)
 
     def _wait_recorded_until(self, until: object) -> bool:
         if isinstance(until, bool) or not isinstance(until, (int, float)):

@@ -34,19 +34,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from llm_trainer.config import ConfigError
 from llm_trainer.ros.conversions import scene_to_msg, seconds_from_stamp, stamp_from_seconds
 from llm_trainer.ros.node_runner import run_node
-from llm_trainer.sensors.cameras import (
-    COLOR_ENCODING,
-    DEPTH_ENCODING,
-    WORLD_FRAME,
-    CameraModel,
-    camera_topics,
-    optical_frame,
-    rotation_to_quaternion,
-)
-from llm_trainer.sensors.image_codec import depth_to_mm, encode_color, encode_depth
+from llm_trainer.sensors.cameras import camera_topics
 from llm_trainer.sim import panda_description as panda
 from llm_trainer.sim.mujoco_sim import MujocoSimulation
 from llm_trainer.sim.sim_config import SimConfig, load_sim_config
+from llm_trainer.sim.topics import SimTopics
 from llm_trainer.tasks.registry import get_task, task_names
 from llm_trainer_interfaces.action import FollowJointTrajectory, GripperCommand
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
@@ -85,27 +77,29 @@ class SimNode(Node):
 
         self._group = ReentrantCallbackGroup()
         state_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self._joint_pub = self.create_publisher(JointState, "/joint_states", state_qos)
-        self._command_pub = self.create_publisher(JointState, "/joint_commands", state_qos)
-        self._ee_pub = self.create_publisher(PoseStamped, "/ee_pose", state_qos)
-        self._scene_pub = self.create_publisher(SceneStateMsg, "/scene/ground_truth", 10)
-        self._clock_pub = self.create_publisher(Clock, "/clock", 10)
-        # The camera contract (llm_trainer.sensors.cameras): raw and image_transport-compressed streams,
-        # intrinsics, and the optical frame's pose (transient local, as /tf_static is).
+        # Every stream is built once as CDR bytes (llm_trainer.sim.topics, shared with the in-process
+        # runner's recorder) and published as serialised data; the publishers only carry the type.
+        self.topics = SimTopics(self.config)
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
-        self._camera_pubs = {}
+        self._pubs = {
+            "/joint_states": self.create_publisher(JointState, "/joint_states", state_qos),
+            "/joint_commands": self.create_publisher(JointState, "/joint_commands", state_qos),
+            "/ee_pose": self.create_publisher(PoseStamped, "/ee_pose", state_qos),
+            "/scene/ground_truth": self.create_publisher(SceneStateMsg, "/scene/ground_truth", 10),
+            "/clock": self.create_publisher(Clock, "/clock", 10),
+        }
+        # The camera contract (llm_trainer.sensors.cameras): raw and image_transport-compressed streams,
+        # intrinsics, and the optical frame's pose (transient local, as /tf_static is).
         for cam in self.config.cameras:
             topics = camera_topics(cam.name)
-            self._camera_pubs[cam.name] = {
-                "color": self.create_publisher(Image, topics.color, 10),
-                "color_compressed": self.create_publisher(CompressedImage, topics.color_compressed, 10),
-                "depth": self.create_publisher(Image, topics.depth, 10),
-                "depth_compressed": self.create_publisher(CompressedImage, topics.depth_compressed, 10),
-                "camera_info": self.create_publisher(CameraInfo, topics.camera_info, 10),
-                "extrinsics": self.create_publisher(TransformStamped, topics.extrinsics, latched),
-            }
+            self._pubs[topics.color] = self.create_publisher(Image, topics.color, 10)
+            self._pubs[topics.depth] = self.create_publisher(Image, topics.depth, 10)
+            self._pubs[topics.color_compressed] = self.create_publisher(CompressedImage, topics.color_compressed, 10)
+            self._pubs[topics.depth_compressed] = self.create_publisher(CompressedImage, topics.depth_compressed, 10)
+            self._pubs[topics.camera_info] = self.create_publisher(CameraInfo, topics.camera_info, 10)
+            self._pubs[topics.extrinsics] = self.create_publisher(TransformStamped, topics.extrinsics, latched)
         self.create_service(ResetScene, "~/reset", self._on_reset, callback_group=self._group)
         self.create_service(CheckSuccess, "~/check_success", self._on_check_success, callback_group=self._group)
         ActionServer(
@@ -132,7 +126,6 @@ class SimNode(Node):
         self._ready = threading.Event()
         self._busy = False
         self._anchor: tuple[float, float, float] | None = None
-        self._next_publish = {"joints": 0.0, "scene": 0.0, "cameras": 0.0}
         self._clock_offset = 0.0  # [s] ROS time at the current episode's MuJoCo time 0
         self.sim: MujocoSimulation | None = None
         self._startup_error: BaseException | None = None
@@ -210,108 +203,18 @@ class SimNode(Node):
 
     def _on_step(self, sim: MujocoSimulation) -> None:
         t = sim.time
-        due = self._next_publish
-        if t >= due["joints"]:
-            self._advance(due, "joints", t, self.config.joint_state_rate_hz)
-            self._publish_state(sim, t)
-        if t >= due["scene"]:
-            self._advance(due, "scene", t, self.config.scene_rate_hz)
-            self._scene_pub.publish(scene_to_msg(sim.scene_state(), self._stamp(t)))
-        if self.config.render_cameras and t >= due["cameras"]:
-            self._advance(due, "cameras", t, self.config.camera_rate_hz)
-            self._publish_cameras(sim, t)
+        for sample in self.topics.due_samples(sim, t, self._clock_offset + t, want_raw=self._raw_wanted):
+            self._pubs[sample.topic].publish(sample.data)
         self._pace(sim)
 
-    @staticmethod
-    def _advance(due: dict[str, float], stream: str, t: float, rate_hz: float) -> None:
-        """Next publishing time on a fixed grid: a period that is not a whole number of physics steps
-        (15 Hz of 2 ms steps) must not drift to the next step every time (that gave 14.7 Hz)."""
-        period = 1.0 / rate_hz
-        due[stream] += period
-        if due[stream] <= t:  # far behind (a reset, a stall): restart the grid here
-            due[stream] = t + period
+    def _raw_wanted(self, camera: str, kind: str) -> bool:
+        """Raw images only while someone listens (image_transport's habit): serialising them is costly."""
+        topics = camera_topics(camera)
+        return self._pubs[topics.color if kind == "color" else topics.depth].get_subscription_count() > 0
 
     def _stamp(self, t: float):
         """The ROS stamp of simulation time ``t`` in the current episode (see ``_clock_offset``)."""
         return stamp_from_seconds(self._clock_offset + t)
-
-    def _publish_state(self, sim: MujocoSimulation, t: float) -> None:
-        stamp = self._stamp(t)
-        self._clock_pub.publish(Clock(clock=stamp))
-        names = list(panda.JOINT_NAMES + panda.FINGER_JOINT_NAMES)
-        js = JointState(name=names)
-        js.header.stamp = stamp
-        js.position = [float(v) for v in np.concatenate([sim.joint_positions(), sim.finger_positions()])]
-        js.velocity = [float(v) for v in np.concatenate([sim.joint_velocities(), sim.finger_velocities()])]
-        self._joint_pub.publish(js)
-        cmd = JointState(name=names)
-        cmd.header.stamp = stamp
-        half = sim.gripper_target / 2
-        cmd.position = [float(v) for v in sim.commanded_joint_positions()] + [half, half]
-        self._command_pub.publish(cmd)
-        pos, quat = sim.tcp_pose()[0], sim.tcp_quaternion()
-        pose = PoseStamped()
-        pose.header.stamp = stamp
-        pose.header.frame_id = "world"
-        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in pos)
-        pose.pose.orientation.w, pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z = (
-            float(v) for v in quat
-        )
-        self._ee_pub.publish(pose)
-
-    def _publish_cameras(self, sim: MujocoSimulation, t: float) -> None:
-        stamp = self._stamp(t)
-        for cam in self.config.cameras:
-            rgb, depth = sim.render(cam.name)
-            pubs = self._camera_pubs[cam.name]
-            frame = optical_frame(cam.name)
-            depth_mm = depth_to_mm(depth)
-            # Raw images only while someone listens (image_transport's habit): serialising them is costly.
-            if pubs["color"].get_subscription_count():
-                color = Image(height=cam.height, width=cam.width, encoding=COLOR_ENCODING, step=cam.width * 3)
-                color.data = rgb.tobytes()
-                color.header.stamp, color.header.frame_id = stamp, frame
-                pubs["color"].publish(color)
-            if pubs["depth"].get_subscription_count():
-                dimg = Image(height=cam.height, width=cam.width, encoding=DEPTH_ENCODING, step=cam.width * 2)
-                dimg.data = depth_mm.tobytes()
-                dimg.header.stamp, dimg.header.frame_id = stamp, frame
-                pubs["depth"].publish(dimg)
-            fmt, data = encode_color(rgb, self.config.color_format, self.config.jpeg_quality)
-            ccolor = CompressedImage(format=fmt, data=data)
-            ccolor.header.stamp, ccolor.header.frame_id = stamp, frame
-            pubs["color_compressed"].publish(ccolor)
-            fmt, data = encode_depth(depth_mm)
-            cdepth = CompressedImage(format=fmt, data=data)
-            cdepth.header.stamp, cdepth.header.frame_id = stamp, frame
-            pubs["depth_compressed"].publish(cdepth)
-            model = self._camera_model(sim, cam.name)
-            k = model.K
-            info = CameraInfo(height=cam.height, width=cam.width, distortion_model="plumb_bob")
-            info.header.stamp, info.header.frame_id = stamp, frame
-            info.d = [0.0] * 5
-            info.k = [float(v) for v in k.reshape(-1)]
-            info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-            info.p = [k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
-            pubs["camera_info"].publish(info)
-            pubs["extrinsics"].publish(self._extrinsics_msg(model, stamp))
-
-    def _camera_model(self, sim: MujocoSimulation, name: str) -> CameraModel:
-        pos, rot = sim.camera_pose_optical(name)
-        cam = sim.camera(name)
-        return CameraModel(name, cam.width, cam.height, sim.camera_intrinsics(name), pos, rot)
-
-    @staticmethod
-    def _extrinsics_msg(model: CameraModel, stamp) -> TransformStamped:
-        tf = TransformStamped()
-        tf.header.stamp, tf.header.frame_id = stamp, WORLD_FRAME
-        tf.child_frame_id = optical_frame(model.name)
-        tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z = (
-            float(v) for v in model.position
-        )
-        q = rotation_to_quaternion(model.rotation)
-        tf.transform.rotation.x, tf.transform.rotation.y, tf.transform.rotation.z, tf.transform.rotation.w = q
-        return tf
 
     # ------------------------------------------------------------------ services
     def _on_reset(self, request: ResetScene.Request, response: ResetScene.Response) -> ResetScene.Response:
@@ -328,7 +231,7 @@ class SimNode(Node):
             self._clock_offset += self.sim.time
             instance = self.sim.reset(task, int(request.seed))
             # A new episode restarts simulation time: restart the publishing schedule with it.
-            self._next_publish = dict.fromkeys(self._next_publish, 0.0)
+            self.topics.restart()
             return instance, self.sim.scene_state(), self.sim.time
 
         try:

@@ -1,0 +1,132 @@
+"""A generation run on disk: its configuration, its episode slots, and where it stopped (ROS-free).
+
+A run directory holds ``run.json`` (the configuration it was started with), ``episodes.jsonl``
+(one final episode record per slot, appended as each finishes), ``bags/`` and ``attempts/``.
+Re-running the same command on the same directory continues where it stopped (Ctrl-C, SIGKILL,
+a reboot): slots with a record are done; a bag without a record (the episode was cut off) is set
+aside under ``attempts/`` marked incomplete and the slot runs again, so the run ends with exactly one
+verdict per slot and no duplicate seed. A changed configuration is refused with the difference named,
+unless forced.
+
+Seeds: slot ``i`` of a task uses seed ``seed + i`` in the ``train`` split and
+``seed + TEST_SEED_OFFSET + i`` in ``test``, so a test seed is never a training seed (for fewer than
+``TEST_SEED_OFFSET`` episodes). A seed means a scene only together with its task. Episode ids name
+the task and the slot, ``<task>_<i:06d>`` (e.g. ``stack_blocks_000007``): stable when ``--episodes``
+grows or ``--tasks`` changes, so a forced continuation never gives one id two meanings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llm_trainer.episodes import EpisodeRecord
+
+RUN_FILE = "run.json"
+EPISODES_FILE = "episodes.jsonl"
+TEST_SEED_OFFSET = 1_000_000
+SPLITS = ("train", "test")
+#: What must match for a run to be continued (workers, domains and output paths may change).
+RESUME_KEYS = ("tasks", "episodes", "seed", "split", "planner", "graph", "render_cameras", "camera_rate_hz", "record")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One episode a run owes: its id, its global index, task and seed."""
+
+    episode_id: str
+    index: int  # the slot within its task (seed = base + index [+ TEST_SEED_OFFSET])
+    task: str
+    seed: int
+    task_index: int
+
+
+def seed_for(split: str, base: int, i: int) -> int:
+    if split not in SPLITS:
+        raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    return base + i + (TEST_SEED_OFFSET if split == "test" else 0)
+
+
+def slots(tasks: list[str], episodes: int, seed: int, split: str) -> list[Slot]:
+    out = []
+    for t, task in enumerate(tasks):
+        for i in range(episodes):
+            out.append(Slot(episode_id(task, i), i, task, seed_for(split, seed, i), t))
+    return out
+
+
+def episode_id(task: str, i: int) -> str:
+    return f"{task}_{i:06d}"
+
+
+class RunStore:
+    def __init__(self, out: Path, config: dict[str, Any]):
+        self.out = Path(out)
+        self.config = {k: config[k] for k in RESUME_KEYS}
+        self.episodes_log = self.out / EPISODES_FILE
+
+    def open(self, *, force: bool = False) -> dict[str, EpisodeRecord]:
+        """Create or continue the run; returns the records already done, by episode id."""
+        run_file = self.out / RUN_FILE
+        if run_file.exists():
+            old = json.loads(run_file.read_text(encoding="utf-8")).get("config", {})
+            diff = {k: (old.get(k), self.config[k]) for k in RESUME_KEYS if old.get(k) != self.config[k]}
+            if diff and not force:
+                named = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+                raise ValueError(f"{self.out} holds a run with another configuration ({named}); "
+                                 "use a new --out, or --force to continue it with this one")  # fmt: skip
+        elif any((self.out / p).exists() for p in (EPISODES_FILE, "dataset.hdf5", "bags", "workers")):
+            raise FileExistsError(f"{self.out} already holds a generation run without {RUN_FILE}; choose a new --out")
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = run_file.with_name(RUN_FILE + ".tmp")
+        tmp.write_text(json.dumps({"version": 1, "config": self.config}, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, run_file)
+        return self._done()
+
+    def _done(self) -> dict[str, EpisodeRecord]:
+        """Records in episodes.jsonl (the last per id wins); a line cut off by a crash is dropped."""
+        done: dict[str, EpisodeRecord] = {}
+        if not self.episodes_log.exists():
+            return done
+        lines = self.episodes_log.read_text(encoding="utf-8").splitlines()
+        kept = []
+        for line in lines:
+            try:
+                record = EpisodeRecord.from_json(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+            done[record.episode_id] = record
+            kept.append(line)
+        if len(kept) != len(lines):
+            tmp = self.episodes_log.with_name(EPISODES_FILE + ".tmp")
+            tmp.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+            os.replace(tmp, self.episodes_log)
+        return done
+
+    def set_aside_orphans(self, done: dict[str, EpisodeRecord]) -> list[Path]:
+        """Bags with no final record (the run stopped during their episode): to ``attempts/``, marked."""
+        from llm_trainer.recording.recovery import mark_incomplete
+
+        bags = self.out / "bags"
+        moved = []
+        for bag in sorted(bags.iterdir()) if bags.is_dir() else []:
+            if not bag.is_dir() or bag.name.startswith(".") or bag.name in done:
+                continue
+            n = 1
+            while (dest := self.out / "attempts" / f"{bag.name}.interrupted{n}").exists():
+                n += 1
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(bag, dest)
+            mark_incomplete(dest, "the run stopped during this episode (no verdict was recorded); it was run again")
+            moved.append(dest)
+        return moved
+
+    def append(self, record: EpisodeRecord) -> None:
+        # One write of one line: a crash leaves at most a cut-off last line, which open() drops.
+        with open(self.episodes_log, "a", encoding="utf-8") as f:
+            f.write(record.to_json() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
