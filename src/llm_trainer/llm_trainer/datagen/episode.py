@@ -56,11 +56,35 @@ def run_episode_in_process(
     t3 = time.perf_counter()
     report = sim.check_success()
     t4 = time.perf_counter()
+    timing = {"reset": t1 - t0, "plan": t2 - t1, "execute": t3 - t2, "check": t4 - t3, "wall": t4 - t0}
+    record = checked_record(
+        sim, instance, scene, planning, execution, report, episode_id=episode_id, index=index, timing=timing
+    )
+    if recorder is not None:
+        record.bag = recorder.stop(record)
+    return record
+
+
+def checked_record(
+    sim: MujocoSimulation,
+    instance,
+    scene,
+    planning: PlanningRecord,
+    execution: ExecutionRecord | None,
+    report,
+    *,
+    episode_id: str,
+    index: int,
+    timing: dict[str, float] | None = None,
+    **provenance_extra: Any,
+) -> EpisodeRecord:
+    """The record of an in-process episode once its success check ran (shared by the sequential and
+    the dynamic-replanning episode): the typed outcome from the planning, execution and check."""
     outcome = classify(planning, execution, report.success)
-    record = EpisodeRecord(
+    return EpisodeRecord(
         episode_id=episode_id,
-        task=task_name,
-        seed=seed,
+        task=instance.task_name,
+        seed=instance.seed,
         index=index,
         instruction=instance.instruction,
         goal=instance.goal,
@@ -71,19 +95,9 @@ def run_episode_in_process(
         success=outcome.success,
         success_report=report.to_dict(),
         outcome=outcome,
-        timing={
-            "reset": t1 - t0,
-            "plan": t2 - t1,
-            "execute": t3 - t2,
-            "check": t4 - t3,
-            "wall": t4 - t0,
-            "sim_time": sim.time,
-        },
-        provenance=provenance("inprocess"),
+        timing={**(timing or {}), "sim_time": sim.time},
+        provenance=provenance("inprocess", **provenance_extra),
     )
-    if recorder is not None:
-        record.bag = recorder.stop(record)
-    return record
 
 
 def make_in_process_runner(sim: MujocoSimulation, planner: Planner, executor_config=None) -> PlanExecutor:

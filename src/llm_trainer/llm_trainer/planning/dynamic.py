@@ -127,8 +127,8 @@ def run_dynamic_in_sim(sim, planner: LLMPlanner, executor, task_name: str, seed:
     plan, every exchange in ``transcript`` and the number of requests in ``attempts``; each call goes
     to ``executor.execute`` as a plan of its own (the executor carries an object already in the hand).
     """
-    from llm_trainer.episodes import EpisodeRecord, ExecutionRecord, PlanningRecord, classify
-    from llm_trainer.episodes import provenance as make_provenance
+    from llm_trainer.datagen.episode import checked_record
+    from llm_trainer.episodes import ExecutionRecord, PlanningRecord
     from llm_trainer.tasks.registry import get_task
 
     instance = sim.reset(get_task(task_name), seed)
@@ -165,20 +165,7 @@ def run_dynamic_in_sim(sim, planner: LLMPlanner, executor, task_name: str, seed:
         message=outcome.message,
     )
     # Not completed without an execution error: the model's answers ran out (refused, or no task_completed()).
-    verdict = classify(planning, execution, report.success)
-    return EpisodeRecord(
-        episode_id=f"episode_{seed:06d}",
-        task=task_name,
-        seed=seed,
-        index=seed,
-        instruction=instance.instruction,
-        goal=instance.goal,
-        scene=scene.to_dict(),
-        final_scene=sim.scene_state().to_dict(),
-        planning=planning,
-        execution=execution,
-        success=verdict.success,
-        success_report=report.to_dict(),
-        outcome=verdict,
-        provenance=make_provenance("inprocess", planner_mode="dynamic"),
-    )
+    return checked_record(
+        sim, instance, scene, planning, execution, report, episode_id=f"episode_{seed:06d}", index=seed,
+        planner_mode="dynamic",
+    )  # fmt: skip
