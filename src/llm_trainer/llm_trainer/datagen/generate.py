@@ -62,6 +62,7 @@ class GenerateOptions:
     force: bool = False  # continue a run whose configuration changed
     progress: bool = False  # live bars per task (tqdm, on stderr)
     runner: str = "graph"  # graph (the node graph over DDS) | inprocess (the same core code, no DDS)
+    ray_address: str | None = None  # local | auto | HOST:PORT: the episodes run as Ray tasks (inprocess runner)
 
     def task_list(self) -> list[str]:
         names = list(self.tasks) or ([self.task] if self.task else [])
@@ -93,8 +94,12 @@ class GenerateOptions:
             raise ValueError("--camera-rate must be positive")
         if self.runner not in RUNNERS:
             raise ValueError(f"--runner must be one of {', '.join(RUNNERS)}")
-        if self.runner == "inprocess" and self.workers != 1:
-            raise ValueError("--runner inprocess runs in this one process: use --workers 1 (or --runner graph)")
+        if self.runner == "inprocess" and self.workers != 1 and not self.ray_address:
+            raise ValueError(
+                "--runner inprocess runs in this one process: use --workers 1, --ray-address, or --runner graph"
+            )
+        if self.ray_address and self.runner != "inprocess":
+            raise ValueError("--ray-address runs episodes with the in-process runner: add --runner inprocess")
 
     def resume_config(self) -> dict[str, Any]:
         return {
@@ -393,11 +398,23 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
         finally:
             runner.close()
 
-    target = inprocess_worker if options.runner == "inprocess" else worker
-    threads = [
-        threading.Thread(target=target, args=() if options.runner == "inprocess" else (k,), daemon=True)
-        for k in range(options.workers)
-    ]
+    def ray_driver() -> None:
+        from llm_trainer.datagen.ray_runner import run_on_ray
+
+        for rec in run_on_ray(
+            options, todo, out, log=say, started=lambda: startup.append(time.perf_counter() - t_start)
+        ):
+            rec.split = options.split
+            record_episode(rec)
+
+    if options.ray_address:
+        threads = [threading.Thread(target=ray_driver, daemon=True)]
+    else:
+        target = inprocess_worker if options.runner == "inprocess" else worker
+        threads = [
+            threading.Thread(target=target, args=() if options.runner == "inprocess" else (k,), daemon=True)
+            for k in range(options.workers)
+        ]
     for t in threads:
         t.start()
     for t in threads:
@@ -426,6 +443,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
         "tasks": per_task,
         "split": options.split,
         "runner": options.runner,
+        "ray_address": options.ray_address,
         "planner": options.planner,
         "episodes": len(records),
         "requested": total,
