@@ -706,3 +706,60 @@ def test_dynamic_replanning_in_the_simulator_with_oracle_answers() -> None:
     # the state was re-sent: the gripper position in the last prompt is where the plan's last move went
     x, y, z = oracle.plan[-1].position
     assert f"Gripper: position [{x:.3f}, {y:.3f}" in gen.requests[-1].prompt.user
+
+
+def _config_dir_with_openai(tmp_path: Path, base_url: str) -> Path:
+    import shutil
+
+    import yaml
+
+    from llm_trainer.config import config_dir
+
+    cfg_dir = tmp_path / "config"
+    shutil.copytree(config_dir(), cfg_dir)
+    planner = yaml.safe_load((cfg_dir / "planner.yaml").read_text())
+    planner["planner"]["openai"].update(base_url=base_url, schema_style="llama_cpp", timeout=120.0, max_retries=1)
+    (cfg_dir / "planner.yaml").write_text(yaml.safe_dump(planner))
+    return cfg_dir
+
+
+@pytest.mark.slow
+def test_generation_with_requests_in_flight_against_serve_llm(smollm2_server: str, tmp_path: Path, monkeypatch) -> None:
+    """`generate --planner openai --runner inprocess --concurrency 2` against `serve-llm` (SmolLM2 on
+    llama.cpp) completes: every episode has a real model answer and a typed verdict (SmolLM2's plans
+    are mostly refused; that is the model, not the run)."""
+    from llm_trainer.datagen.generate import GenerateOptions, generate
+    from llm_trainer.episodes import EpisodeRecord, OutcomeKind
+
+    monkeypatch.setenv("LLM_TRAINER_CONFIG_DIR", str(_config_dir_with_openai(tmp_path, smollm2_server)))
+    out = tmp_path / "run"
+    summary = generate(
+        GenerateOptions(tasks=["put_block"], episodes=3, out=out, planner="openai", runner="inprocess",
+                        concurrency=2, render_cameras=False),
+        log=lambda _l: None,
+    )  # fmt: skip
+    assert summary["episodes"] == 3 and summary["errors"] == []
+    records = [EpisodeRecord.from_json(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
+    for r in records:
+        assert r.planning.backend == "openai" and r.planning.tokens > 0 and r.planning.raw_answer
+        assert r.outcome.kind != OutcomeKind.INFRASTRUCTURE, r.outcome
+
+
+def test_a_planning_server_that_is_gone_fails_each_request_with_the_reason_not_the_run(tmp_path, monkeypatch) -> None:
+    from llm_trainer.datagen.generate import GenerateOptions, generate
+    from llm_trainer.episodes import EpisodeRecord, OutcomeKind
+
+    pytest.importorskip("openai")
+    monkeypatch.setenv(
+        "LLM_TRAINER_CONFIG_DIR", str(_config_dir_with_openai(tmp_path, f"http://127.0.0.1:{_free_port()}/v1"))
+    )
+    out = tmp_path / "run"
+    summary = generate(
+        GenerateOptions(tasks=["put_block"], episodes=2, out=out, planner="openai", runner="inprocess",
+                        concurrency=2, render_cameras=False, record=False),
+        log=lambda _l: None,
+    )  # fmt: skip
+    assert summary["episodes"] == 2 and summary["errors"] == []
+    for line in (out / "episodes.jsonl").read_text().splitlines():
+        record = EpisodeRecord.from_json(line)
+        assert record.outcome.kind == OutcomeKind.INFRASTRUCTURE and "generation failed" in record.outcome.reason

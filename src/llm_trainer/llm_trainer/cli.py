@@ -50,6 +50,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty() if args.progress is None else args.progress,
         runner=args.runner,
         ray_address=args.ray_address,
+        concurrency=args.concurrency,
     )
     options.validate()
     tasks = options.task_list()
@@ -293,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="graph: the node graph over DDS (default); inprocess: the same code, no DDS")  # fmt: skip
     g.add_argument("--ray-address", default=None, metavar="local|auto|HOST:PORT",
                    help="run the episodes as Ray tasks (with --runner inprocess); local: a local cluster")  # fmt: skip
+    g.add_argument("--concurrency", type=int, default=1,
+                   help="planning requests in flight (--runner inprocess; for server backends)")  # fmt: skip
     g.add_argument("--force", action="store_true", help="continue a run in --out although its configuration changed")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="live progress bars per task (default: when stderr is a terminal)")  # fmt: skip

@@ -226,6 +226,9 @@ def _from_dict(cls, d: dict[str, Any]):
 
 def classify(planning: PlanningRecord | None, execution: ExecutionRecord | None, task_success: bool | None) -> Outcome:
     """The typed outcome of an episode that ran without an infrastructure fault."""
+    if planning is not None and not planning.success and planning.message.startswith("generation failed"):
+        # The planner could not answer at all (server down, timeout): not the plan's fault.
+        return Outcome(OutcomeKind.INFRASTRUCTURE, planning.message)
     if planning is None or not planning.success:
         return Outcome(OutcomeKind.PLAN_REJECTED, planning.message if planning else "no plan")
     if execution is None:

@@ -28,12 +28,15 @@ def run_episode_in_process(
     index: int = 0,
     prompt_config: dict[str, Any] | None = None,
     recorder=None,
+    planned: tuple[dict[str, Any], PlanResult] | None = None,
 ) -> EpisodeRecord:
     """One episode: reset (seeded) -> plan -> execute -> verify; the episode record says what happened.
 
     ``recorder`` (``datagen.inprocess.InProcessRecorder``) records it as the graph's recorder would:
     the executor's backend calls its ``on_step`` every physics step, this function opens and closes the
-    bag and forwards the executor's primitive events.
+    bag and forwards the executor's primitive events. ``planned`` is ``(scene dict, PlanResult)`` of a
+    plan made ahead for this task and seed (``--concurrency``); it is used when the reset scene is that
+    scene (physics is deterministic), else the episode plans afresh.
     """
     t0 = time.perf_counter()
     instance = sim.reset(get_task(task_name), seed)
@@ -42,7 +45,10 @@ def run_episode_in_process(
     if recorder is not None:
         recorder.start(episode_id, {"record": {"episode_id": episode_id, "task": task_name, "seed": seed}})
     t1 = time.perf_counter()
-    plan_result: PlanResult = planner.plan(PlanRequest(instance.instruction, scene, task_name, instance.goal))
+    if planned is not None and planned[0] == scene.to_dict():
+        plan_result = planned[1]
+    else:
+        plan_result = planner.plan(PlanRequest(instance.instruction, scene, task_name, instance.goal))
     planning = PlanningRecord.from_result(plan_result, prompt_config)
     t2 = time.perf_counter()
     execution: ExecutionRecord | None = None

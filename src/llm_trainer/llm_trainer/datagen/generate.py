@@ -63,6 +63,7 @@ class GenerateOptions:
     progress: bool = False  # live bars per task (tqdm, on stderr)
     runner: str = "graph"  # graph (the node graph over DDS) | inprocess (the same core code, no DDS)
     ray_address: str | None = None  # local | auto | HOST:PORT: the episodes run as Ray tasks (inprocess runner)
+    concurrency: int = 1  # planning requests in flight (inprocess runner; for server backends)
 
     def task_list(self) -> list[str]:
         names = list(self.tasks) or ([self.task] if self.task else [])
@@ -98,6 +99,12 @@ class GenerateOptions:
             raise ValueError(
                 "--runner inprocess runs in this one process: use --workers 1, --ray-address, or --runner graph"
             )
+        if not 1 <= self.concurrency <= 64:
+            raise ValueError("--concurrency must be within [1, 64]")
+        if self.concurrency > 1 and self.runner != "inprocess":
+            raise ValueError("--concurrency plans ahead in the in-process runner: add --runner inprocess")
+        if self.concurrency > 1 and self.planner == "transformers":
+            raise ValueError("--concurrency needs a planner that serves requests in parallel (openai, replay, oracle)")
         if self.ray_address and self.runner != "inprocess":
             raise ValueError("--ray-address runs episodes with the in-process runner: add --runner inprocess")
 
@@ -387,12 +394,12 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
             render_cameras=options.render_cameras,
             camera_rate_hz=options.camera_rate_hz,
             record_dir=out if options.record else None,
+            concurrency=options.concurrency,
         )
         with lock:
             startup.append(time.perf_counter() - t_start)
         try:
-            for slot in shares[0]:
-                rec = runner.run(slot.task, slot.seed, slot.episode_id, slot.index)
+            for rec in runner.run_all(shares[0]):
                 rec.split = options.split
                 record_episode(rec)
         finally:

@@ -9,7 +9,11 @@ runners apart; the graph stays the integration path (and the only one for a real
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +92,15 @@ class InProcessRecorder:
 class InProcessRunner:
     """One simulator, planner and executor in this process, episode after episode."""
 
-    def __init__(self, planner_name: str, *, render_cameras: bool, camera_rate_hz: float, record_dir: Path | None):
+    def __init__(
+        self,
+        planner_name: str,
+        *,
+        render_cameras: bool,
+        camera_rate_hz: float,
+        record_dir: Path | None,
+        concurrency: int = 1,
+    ):
         from llm_trainer.config import to_dict
         from llm_trainer.execution.backend import DirectSimBackend
         from llm_trainer.execution.executor import PlanExecutor
@@ -108,14 +120,48 @@ class InProcessRunner:
         self.recorder = InProcessRecorder(self.sim, record_dir / "bags") if record_dir is not None else None
         on_step = self.recorder.on_step if self.recorder else None
         self.executor = PlanExecutor(DirectSimBackend(self.sim, on_step), load_executor_config())
+        self.concurrency = concurrency
+        self._preview = threading.local()
 
-    def run(self, task: str, seed: int, episode_id: str, index: int) -> EpisodeRecord:
+    def run_all(self, slots) -> Iterator[EpisodeRecord]:
+        """Every slot in order; with ``concurrency`` K > 1, up to K planning requests are in flight
+        (each on the scene a private simulator previews for that task and seed) while episodes execute."""
+        if self.concurrency <= 1:
+            for slot in slots:
+                yield self.run(slot.task, slot.seed, slot.episode_id, slot.index)
+            return
+        slots = list(slots)
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="plan-ahead") as pool:
+            ahead = deque(pool.submit(self._plan_ahead, s.task, s.seed) for s in slots[: self.concurrency])
+            for k, slot in enumerate(slots):
+                planned = ahead.popleft().result()
+                if k + self.concurrency < len(slots):
+                    nxt = slots[k + self.concurrency]
+                    ahead.append(pool.submit(self._plan_ahead, nxt.task, nxt.seed))
+                yield self.run(slot.task, slot.seed, slot.episode_id, slot.index, planned=planned)
+
+    def _plan_ahead(self, task: str, seed: int):
+        from llm_trainer.planning.base import PlanRequest
+        from llm_trainer.sim.mujoco_sim import MujocoSimulation
+        from llm_trainer.sim.sim_config import SimConfig
+        from llm_trainer.tasks.registry import get_task
+
+        sim = getattr(self._preview, "sim", None)
+        if sim is None:
+            sim = self._preview.sim = MujocoSimulation(
+                SimConfig(**{**self.sim.config.__dict__, "render_cameras": False})
+            )
+        instance = sim.reset(get_task(task), seed)
+        scene = sim.scene_state()
+        return scene.to_dict(), self.planner.plan(PlanRequest(instance.instruction, scene, task, instance.goal))
+
+    def run(self, task: str, seed: int, episode_id: str, index: int, planned=None) -> EpisodeRecord:
         t0 = time.perf_counter()
         if self.recorder:
             self.recorder.before_reset()
         record = run_episode_in_process(
             self.sim, self.planner, self.executor, task, seed, episode_id=episode_id, index=index,
-            prompt_config=self.prompt_config, recorder=self.recorder,
+            prompt_config=self.prompt_config, recorder=self.recorder, planned=planned,
         )  # fmt: skip
         record.timing["wall"] = time.perf_counter() - t0
         return record
