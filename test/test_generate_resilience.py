@@ -111,12 +111,16 @@ def test_a_recorder_killed_mid_episode_loses_no_completed_episode(tmp_path: Path
     lines: list[tuple[float, str]] = []
 
     def killer() -> None:
-        # Once episode 1's bag is open and has had time to record, kill the recorder mid-episode.
+        # Once episode 1's bag has a first chunk on disk (the recorder flushes every second; put_block
+        # takes several), kill the recorder mid-episode: an event, not a guess at the timing.
+        from llm_trainer.recording.recovery import recover_mcap_messages
+
         deadline = time.monotonic() + 240
-        bag = out / "bags" / "put_block_000001"
-        while not bag.exists() and time.monotonic() < deadline:
+        mcap = out / "bags" / "put_block_000001" / "put_block_000001.mcap"
+        while time.monotonic() < deadline:
+            if mcap.exists() and recover_mcap_messages(mcap)[1]:
+                break
             time.sleep(0.05)
-        time.sleep(1.0)  # planning and executing put_block take several seconds: the episode is mid-way
         pids = _node_pids("llm_trainer.nodes.recorder_node", domain)
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
