@@ -223,6 +223,9 @@ class ExecutorNode(Node):
             except ValueError as exc:
                 return None, f"invalid scene in the goal: {exc}"
             self._live_since = seconds_from_stamp(goal.scene.header.stamp)
+            if hasattr(self.backend, "not_before"):
+                # the arm's state must be as new as the scene too (a reset moved it)
+                self.backend.not_before = self._live_since
             return scene, ""
         # A scene published after the goal arrived: never plan around a previous episode's objects.
         now = self.backend.fresh_state_stamp() if hasattr(self.backend, "fresh_state_stamp") else None

@@ -64,6 +64,8 @@ class SimControllerBackend(MotionBackend):
         self._have_state = threading.Event()
         self._state_count = 0
         self._stamp = 0.0
+        #: [s] joint states stamped before this (the robot's clock) are stale: set per goal by the executor node
+        self.not_before = 0.0
         self._state_cond = threading.Condition(self._lock)
         node.create_subscription(
             JointState,
@@ -113,8 +115,12 @@ class SimControllerBackend(MotionBackend):
             raise BackendUnavailable("no /joint_states received")
         with self._lock:
             target = self._state_count + 2
-            if not self._state_cond.wait_for(lambda: self._state_count >= target, timeout=5.0):
-                raise BackendUnavailable("/joint_states stopped arriving")
+            # ... and stamped at or after ``not_before`` (the reset of the episode the plan is for): under
+            # load, a backlog of the previous episode's states can still be arriving after a reset.
+            if not self._state_cond.wait_for(
+                lambda: self._state_count >= target and self._stamp >= self.not_before, timeout=5.0
+            ):
+                raise BackendUnavailable(f"no /joint_states stamped after {self.not_before:.3f} s arrived")
             return self._q.copy()
 
     def _run_goal(self, client: ActionClient, goal, cancel: threading.Event, timeout: float):
