@@ -247,26 +247,6 @@ def _worker_dir(out: Path, workers: int, k: int) -> Path:
     return out if workers == 1 else out / "workers" / f"worker_{k}"
 
 
-def set_aside_attempt(out: Path, record: EpisodeRecord) -> Path | None:
-    """Move an infrastructure-failed attempt's bag to ``attempts/`` and mark it incomplete, with the reason.
-
-    A bag the recorder could not close (it died) is recovered first: its complete chunks become a
-    readable bag again (``recording.recovery``). ``bags/`` then only ever holds one bag per episode:
-    its final attempt.
-    """
-    from llm_trainer.recording.recovery import mark_incomplete
-
-    bag = out / "bags" / record.episode_id
-    if not bag.exists():
-        return None
-    attempt = record.provenance.get("attempt", 1)
-    dest = out / "attempts" / f"{record.episode_id}.attempt{attempt}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(bag, dest)
-    mark_incomplete(dest, record.outcome.reason, record=record.to_dict())
-    return dest
-
-
 def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
     """Generate (or continue generating) every slot of the run; returns the summary."""
     options.validate()
@@ -371,7 +351,9 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
                 with lock:
                     graph_failures.append(f"worker {k}: {exc}")
                 if in_flight is not None and options.record:
-                    set_aside_attempt(out, in_flight)
+                    attempt = in_flight.provenance.get("attempt", 1)
+                    store.set_aside(in_flight.episode_id, "attempt", in_flight.outcome.reason,
+                                    record=in_flight.to_dict(), start=attempt)  # fmt: skip
                 if in_flight is not None and tries.get(in_flight.episode_id, 0) >= MAX_EPISODE_ATTEMPTS:
                     # The same episode broke the graph every time: keep it, failed, with the reason.
                     pending = [s for s in pending if s.episode_id != in_flight.episode_id]

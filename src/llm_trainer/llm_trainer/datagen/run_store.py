@@ -108,21 +108,31 @@ class RunStore:
 
     def set_aside_orphans(self, done: dict[str, EpisodeRecord]) -> list[Path]:
         """Bags with no final record (the run stopped during their episode): to ``attempts/``, marked."""
+        bags = self.out / "bags"
+        names = [b.name for b in sorted(bags.iterdir()) if b.is_dir()] if bags.is_dir() else []
+        reason = "the run stopped during this episode (no verdict was recorded); it was run again"
+        moved = [self.set_aside(n, "interrupted", reason) for n in names if not n.startswith(".") and n not in done]
+        return [m for m in moved if m is not None]
+
+    def set_aside(
+        self, episode_id: str, label: str, reason: str, *, record: dict[str, Any] | None = None, start: int = 1
+    ) -> Path | None:
+        """Move ``bags/<episode_id>`` to ``attempts/<episode_id>.<label><n>`` (the first free n from
+        ``start``: a resumed run may have set aside attempts of the same episode already) and mark it
+        incomplete with the reason; a bag its recorder never closed is rebuilt first. ``bags/`` then
+        only ever holds one bag per episode: its final attempt."""
         from llm_trainer.recording.recovery import mark_incomplete
 
-        bags = self.out / "bags"
-        moved = []
-        for bag in sorted(bags.iterdir()) if bags.is_dir() else []:
-            if not bag.is_dir() or bag.name.startswith(".") or bag.name in done:
-                continue
-            n = 1
-            while (dest := self.out / "attempts" / f"{bag.name}.interrupted{n}").exists():
-                n += 1
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(bag, dest)
-            mark_incomplete(dest, "the run stopped during this episode (no verdict was recorded); it was run again")
-            moved.append(dest)
-        return moved
+        bag = self.out / "bags" / episode_id
+        if not bag.exists():
+            return None
+        n = start
+        while (dest := self.out / "attempts" / f"{episode_id}.{label}{n}").exists():
+            n += 1
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(bag, dest)
+        mark_incomplete(dest, reason, record=record)
+        return dest
 
     def append(self, record: EpisodeRecord) -> None:
         # One write of one line: a crash leaves at most a cut-off last line, which open() drops.

@@ -8,7 +8,6 @@ unless ``include_failures``. SFT JSONL needs no bags: without them it reads ``ep
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,10 +120,6 @@ def export_run(options: ExportOptions) -> dict[str, Any]:
     if summary.get("demos", summary.get("episodes", summary.get("samples", 1))) == 0:
         summary["warning"] = "nothing exported (no complete, verified episodes; see --include-failures)"
     return summary
-
-
-def summary_line(summary: dict[str, Any]) -> str:
-    return json.dumps(summary)
 
 
 __all__ = ["DatasetError", "ExportOptions", "episode_bags", "export_run"]

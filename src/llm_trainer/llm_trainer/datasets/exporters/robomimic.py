@@ -153,10 +153,3 @@ def write_robomimic(
         raise
     return {"format": "robomimic", "out": str(out), "demos": sum(len(names[k]) for k in ("train", "valid")),
             "samples": total, "train": len(names["train"]), "valid": len(names["valid"])}  # fmt: skip
-
-
-def read_demo_attrs(path: Path | str) -> list[dict[str, Any]]:
-    """Every demo's attributes (for tests and inspection)."""
-    with h5py.File(path, "r") as f:
-        demos = sorted(f["data"], key=lambda n: int(n.split("_")[1]))
-        return [{k: (v.decode() if isinstance(v, bytes) else v) for k, v in f["data"][d].attrs.items()} for d in demos]
