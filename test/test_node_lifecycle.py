@@ -185,7 +185,17 @@ def test_sim_executor_and_recorder_stop_on_signals_and_the_recorder_closes_its_e
             time.sleep(0.5)
             client.reset("put_block", 0)
             client.start_episode("episode_000000", {"note": "interrupted on purpose"})
-            time.sleep(1.0)  # some joint states in the bag
+            # wait for an event, not a duration: >10 joint states flushed to the bag (it flushes each second)
+            from llm_trainer.recording.recovery import recover_mcap_messages
+
+            mcap = tmp_path / "bags" / "episode_000000" / "episode_000000.mcap"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                topics, messages = recover_mcap_messages(mcap) if mcap.exists() else ([], [])
+                js = [i for i, (t, _) in enumerate(topics) if t == "/joint_states"]
+                if js and sum(1 for m in messages if m[0] == js[0]) > 10:
+                    break
+                time.sleep(0.1)
         finally:
             client.close()
         signals = {"recorder": signal.SIGTERM, "sim": signal.SIGINT, "executor": signal.SIGTERM}
