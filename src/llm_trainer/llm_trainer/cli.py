@@ -1,6 +1,8 @@
 """``llm-trainer``: one subcommand per job.
 
     llm-trainer generate --task stack_blocks --episodes 20 --planner oracle --out runs/demo
+    llm-trainer finetune --data RUN_DIR|SFT.jsonl --base smollm2 --out ADAPTER [--method dpo --adapter SFT]
+    llm-trainer evaluate --planner oracle --planner sft=llama_cpp:adapter=ADAPTER --tasks T1,T2 --out DIR
     llm-trainer export --from RUN_DIR --format robomimic|lerobot|sft-jsonl --out OUT [--images]
     llm-trainer show RUN_DIR [--episode ID]
     llm-trainer bringup sim [--arg output_dir=runs/x]
@@ -51,6 +53,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         runner=args.runner,
         ray_address=args.ray_address,
         concurrency=args.concurrency,
+        planner_overrides=_planner_settings(args.planner, args.set),
     )
     options.validate()
     tasks = options.task_list()
@@ -65,6 +68,101 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     print(markdown_table(summary["tasks"]), flush=True)
     print(json.dumps(summary), flush=True)
     return 1 if summary["errors"] else 0
+
+
+def _planner_settings(backend: str, items: list[str] | None) -> dict:
+    """``--set key=value`` (repeatable) -> dotted planner-config overrides, short keys resolved
+    as in ``llm-trainer evaluate``'s planner specs (``constraint=none``, ``example=false``)."""
+    if not items:
+        return {}
+    from llm_trainer.evaluation.planners import parse_planner_spec
+
+    return parse_planner_spec(f"{backend}:{','.join(items)}").overrides()
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from llm_trainer.config import with_overrides
+    from llm_trainer.finetune.config import load_finetune_config
+    from llm_trainer.finetune.train import FinetuneOptions, finetune
+
+    flags = {
+        "method": args.method,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "lora.rank": args.rank,
+        "lora.alpha": args.alpha,
+        "batch": args.batch,
+        "micro_batch": args.micro_batch,
+        "max_steps": args.max_steps,
+        "valid_fraction": args.valid_fraction,
+        "max_length": args.max_length,
+        "save_steps": args.save_steps,
+        "seed": args.seed,
+        "dpo.beta": args.beta,
+    }
+    config = with_overrides(
+        load_finetune_config(args.config), {k: v for k, v in flags.items() if v is not None}, "finetune"
+    )
+    options = FinetuneOptions(
+        data=args.data,
+        base=args.base,
+        out=Path(args.out),
+        config=config,
+        adapter=args.adapter or "",
+        force=args.force,
+        progress=sys.stderr.isatty() if args.progress is None else args.progress,
+    )
+    summary = finetune(options, log=lambda line: print(line, flush=True))
+    print(json.dumps({k: v for k, v in summary.items() if k != "identity"}), flush=True)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from llm_trainer.evaluation.evaluate import EvaluateOptions, evaluate
+    from llm_trainer.evaluation.planners import parse_planner_spec
+    from llm_trainer.evaluation.report import markdown
+
+    specs = [parse_planner_spec(text) for text in args.planner]
+    if args.adapter:
+        llm = [s for s in specs if s.backend != "oracle"]
+        if len(llm) != 1:
+            raise ValueError(
+                "--adapter applies to one language-model planner; with several, give adapter=... in each spec"
+            )
+        llm[0].settings["adapter"] = args.adapter
+        llm[0].overrides()
+    common = {}
+    for item in args.set or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"--set takes key=value, got {item!r}")
+        from llm_trainer.config import parse_value
+
+        common[key.strip()] = parse_value(value)
+    options = EvaluateOptions(
+        planners=specs,
+        tasks=[t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks != "all" else _all_tasks(),
+        episodes=args.episodes,
+        out=Path(args.out),
+        split=args.split,
+        seed=args.seed,
+        common=common,
+        record=args.record,
+        concurrency=args.concurrency,
+        force=args.force,
+        progress=sys.stderr.isatty() if args.progress is None else args.progress,
+        state=args.state,
+    )
+    results = evaluate(options, log=lambda line: print(line, flush=True))
+    print(markdown(results), flush=True)
+    print(f"table: {results['table']}  chart: {results['chart']}", flush=True)
+    return 0
+
+
+def _all_tasks() -> list[str]:
+    from llm_trainer.tasks.registry import task_names
+
+    return task_names()
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -265,7 +363,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_serve_llm(args: argparse.Namespace) -> int:
     from llm_trainer.planning.serve import ServeOptions, serve
 
-    opts = ServeOptions(args.model, args.host, args.port, args.server, args.alias, args.context, args.threads)
+    opts = ServeOptions(
+        args.model, args.host, args.port, args.server, args.alias, args.context, args.threads, args.adapter or ""
+    )
     return serve(opts, log=lambda line: print(line, flush=True))
 
 
@@ -312,7 +412,50 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="ROS domain of the (first) worker's graph; default: a random free-looking one per run",
     )
+    g.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="planner setting over config/planner.yaml, e.g. example=false (inprocess)")  # fmt: skip
     g.set_defaults(func=_cmd_generate)
+
+    f = sub.add_parser("finetune", help="LoRA SFT (or DPO) of a planner model on verified plans (trl + peft)")
+    f.add_argument("--data", action="append", required=True,
+                   help="SFT.jsonl, PAIRS.jsonl or a generation RUN_DIR (repeatable)")  # fmt: skip
+    f.add_argument("--base", required=True, help="base model: a Hugging Face folder, a .gguf file, or smollm2")
+    f.add_argument("--out", required=True, help="adapter folder; re-running continues from its checkpoints")
+    f.add_argument("--method", choices=("sft", "dpo"), default=None, help="sft (default) or dpo (needs --adapter)")
+    f.add_argument("--adapter", default=None, help="dpo: the SFT adapter to start from")
+    f.add_argument("--config", default=None, help="a finetune YAML (default config/finetune.yaml)")
+    f.add_argument("--epochs", type=float, default=None)
+    f.add_argument("--lr", type=float, default=None)
+    f.add_argument("--rank", type=int, default=None, help="LoRA rank")
+    f.add_argument("--alpha", type=float, default=None, help="LoRA alpha")
+    f.add_argument("--batch", type=int, default=None, help="effective batch (gradient accumulation)")
+    f.add_argument("--micro-batch", type=int, default=None, help="sequences per forward pass")
+    f.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --epochs)")
+    f.add_argument("--valid-fraction", type=float, default=None, help="held-out share per task")
+    f.add_argument("--max-length", type=int, default=None, help="longest sample in tokens")
+    f.add_argument("--save-steps", type=int, default=None, help="checkpoint every N steps")
+    f.add_argument("--seed", type=int, default=None)
+    f.add_argument("--beta", type=float, default=None, help="dpo: beta")
+    f.add_argument("--force", action="store_true", help="start again although --out holds another configuration")
+    f.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    f.set_defaults(func=_cmd_finetune)
+
+    e = sub.add_parser("evaluate", help="success per task on test seeds, one row per planner (BLAZER Table I)")
+    e.add_argument("--planner", action="append", required=True,
+                   help="[LABEL=]BACKEND[:key=value,...], repeatable (sft=llama_cpp:adapter=DIR)")  # fmt: skip
+    e.add_argument("--adapter", default=None, help="the LoRA adapter of the one language-model planner")
+    e.add_argument("--tasks", required=True, help="comma-separated task names, or all")
+    e.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
+    e.add_argument("--split", choices=("train", "test"), default="test")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", required=True, help="evaluation folder (one run per planner inside; resumable)")
+    e.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting for every LLM planner")
+    e.add_argument("--state", choices=("ground_truth", "perception"), default="ground_truth")
+    e.add_argument("--record", action="store_true", help="also keep a bag per episode")
+    e.add_argument("--concurrency", type=int, default=1, help="planning requests in flight (server planners)")
+    e.add_argument("--force", action="store_true")
+    e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    e.set_defaults(func=_cmd_evaluate)
 
     x = sub.add_parser("export", help="export a run's episode bags to robomimic HDF5, LeRobot v3.0 or SFT JSONL")
     x.add_argument("--from", dest="from_dir", required=True, metavar="RUN_DIR", help="a generation run directory")
@@ -389,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--alias", default="smollm2", help="the model name clients send (default smollm2)")
     v.add_argument("--context", type=int, default=4096, help="llama.cpp context window in tokens")
     v.add_argument("--threads", type=int, default=0, help="CPU threads (0: the server's default)")
+    v.add_argument("--adapter", default=None, help="a LoRA adapter folder from `llm-trainer finetune` (llama.cpp)")
     v.set_defaults(func=_cmd_serve_llm)
 
     u = sub.add_parser("urdf", help="print the Panda URDF generated from the published kinematics")

@@ -171,3 +171,31 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML would read it (``false``, ``3``, ``0.5``), with ``2e-5`` a number too."""
+    value = yaml.safe_load(text) if text.strip() else ""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def with_overrides(obj: T, overrides: dict[str, Any], where: str = "") -> T:
+    """A copy of dataclass ``obj`` with dotted-key ``overrides`` (``{"llm.prompt.example": False}``),
+    validated like a YAML file: an unknown key or a bad value is a ``ConfigError`` naming it."""
+    data = to_dict(obj)
+    for dotted, value in overrides.items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"{where + ': ' if where else ''}unknown key {dotted!r}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ConfigError(f"{where + ': ' if where else ''}unknown key {dotted!r} (known: {', '.join(node)})")
+        node[parts[-1]] = value
+    return from_dict(type(obj), data, where)

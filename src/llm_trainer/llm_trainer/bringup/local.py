@@ -29,7 +29,7 @@ def default_gl_backend() -> str:
     return "egl"
 
 
-def _follow_parent() -> None:
+def follow_parent() -> None:
     """In the child, before exec: get SIGTERM when the parent dies (even by SIGKILL), so that nodes
     never outlive the generator that started them. Linux only (prctl PR_SET_PDEATHSIG); elsewhere a
     no-op. The signal comes when the *thread* that started the node ends: LocalGraph's owner."""
@@ -91,7 +91,7 @@ class LocalGraph:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_follow_parent,
+                preexec_fn=follow_parent,
             )
         return self
 

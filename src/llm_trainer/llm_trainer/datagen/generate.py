@@ -64,6 +64,12 @@ class GenerateOptions:
     runner: str = "graph"  # graph (the node graph over DDS) | inprocess (the same core code, no DDS)
     ray_address: str | None = None  # local | auto | HOST:PORT: the episodes run as Ray tasks (inprocess runner)
     concurrency: int = 1  # planning requests in flight (inprocess runner; for server backends)
+    # Dotted keys over config/planner.yaml (``{"transformers.adapter": "runs/sft"}``): the
+    # planners ``llm-trainer evaluate`` compares differ only here (inprocess runner).
+    planner_overrides: dict[str, Any] = field(default_factory=dict)
+    # Where a server planner (openai backend) listens for this run; not part of what a resumed run must
+    # match, since a server started for the run (``evaluate``) gets a free port each time.
+    planner_base_url: str = ""
 
     def task_list(self) -> list[str]:
         names = list(self.tasks) or ([self.task] if self.task else [])
@@ -107,9 +113,18 @@ class GenerateOptions:
             raise ValueError("--concurrency needs a planner that serves requests in parallel (openai, replay, oracle)")
         if self.ray_address and self.runner != "inprocess":
             raise ValueError("--ray-address runs episodes with the in-process runner: add --runner inprocess")
+        if self.planner_overrides:
+            if self.runner != "inprocess":
+                raise ValueError("planner overrides apply to the in-process runner: add --runner inprocess")
+            from llm_trainer.config import with_overrides
+            from llm_trainer.planning.registry import load_planner_config
+
+            with_overrides(load_planner_config(), self.planner_overrides, "planner")  # names a bad key
 
     def resume_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"planner_overrides": dict(self.planner_overrides)} if self.planner_overrides else {}
         return {
+            **config,
             "tasks": self.task_list(),
             "episodes": self.episodes,
             "seed": self.seed,
@@ -377,6 +392,8 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
             camera_rate_hz=options.camera_rate_hz,
             record_dir=out if options.record else None,
             concurrency=options.concurrency,
+            planner_overrides=options.planner_overrides,
+            planner_base_url=options.planner_base_url,
         )
         with lock:
             startup.append(time.perf_counter() - t_start)

@@ -100,8 +100,10 @@ class InProcessRunner:
         camera_rate_hz: float,
         record_dir: Path | None,
         concurrency: int = 1,
+        planner_overrides: dict | None = None,
+        planner_base_url: str = "",
     ):
-        from llm_trainer.config import to_dict
+        from llm_trainer.config import to_dict, with_overrides
         from llm_trainer.execution.backend import DirectSimBackend
         from llm_trainer.execution.executor import PlanExecutor
         from llm_trainer.execution.executor_config import load_executor_config
@@ -114,7 +116,10 @@ class InProcessRunner:
         sim_config.camera_rate_hz = camera_rate_hz
         sim_config.validate()
         self.sim = MujocoSimulation(sim_config)
-        planner_config = load_planner_config()
+        overrides = dict(planner_overrides or {})
+        if planner_base_url:
+            overrides["openai.base_url"] = planner_base_url
+        planner_config = with_overrides(load_planner_config(), overrides, "planner")
         self.prompt_config = to_dict(planner_config.llm.prompt)
         self.planner = make_planner(planner_name, planner_config)
         self.recorder = InProcessRecorder(self.sim, record_dir / "bags") if record_dir is not None else None

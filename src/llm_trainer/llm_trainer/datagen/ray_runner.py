@@ -29,6 +29,8 @@ def _run_slots(config: dict, slots: list[dict], out: str) -> list[dict]:
         render_cameras=config["render_cameras"],
         camera_rate_hz=config["camera_rate_hz"],
         record_dir=Path(out) if config["record"] else None,
+        planner_overrides=config.get("planner_overrides"),
+        planner_base_url=config.get("planner_base_url", ""),
     )
     try:
         records = []
@@ -57,7 +59,7 @@ def run_on_ray(
         ray.init(address=options.ray_address, runtime_env={"env_vars": env}, log_to_driver=False)
     try:
         remote = ray.remote(num_cpus=1, max_retries=2)(_run_slots)
-        config = options.resume_config()
+        config = {**options.resume_config(), "planner_base_url": options.planner_base_url}
         chunks = [slots[i : i + SLOTS_PER_TASK] for i in range(0, len(slots), SLOTS_PER_TASK)]
         pending = [remote.remote(config, [s.__dict__ for s in chunk], str(out)) for chunk in chunks]
         log(f"ray: {len(slots)} episodes in {len(pending)} tasks on {ray.cluster_resources().get('CPU', 0):.0f} CPUs")

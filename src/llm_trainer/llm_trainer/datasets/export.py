@@ -60,8 +60,10 @@ def episode_bags(run_dir: Path, options: ExportOptions | None = None) -> list[Pa
     return out
 
 
-def _records(options: ExportOptions) -> Iterator[EpisodeRecord]:
-    bags = episode_bags(options.run_dir, options)
+def run_records(run_dir: Path, options: ExportOptions | None = None) -> Iterator[EpisodeRecord]:
+    """The episode records of a run: from its complete bags, else from ``episodes.jsonl`` (runs
+    generated without recording)."""
+    bags = episode_bags(run_dir, options)
     if bags:
         for bag in bags:
             meta = read_episode_metadata(bag)
@@ -70,9 +72,9 @@ def _records(options: ExportOptions) -> Iterator[EpisodeRecord]:
                 record.bag = str(bag)
                 yield record
         return
-    log = Path(options.run_dir) / "episodes.jsonl"
+    log = Path(run_dir) / "episodes.jsonl"
     if not log.exists():
-        raise FileNotFoundError(f"{options.run_dir} has neither bags/ nor episodes.jsonl")
+        raise FileNotFoundError(f"{run_dir} has neither bags/ nor episodes.jsonl")
     for line in log.read_text(encoding="utf-8").splitlines():
         if line.strip():
             yield EpisodeRecord.from_json(line)
@@ -115,7 +117,7 @@ def export_run(options: ExportOptions) -> dict[str, Any]:
     else:
         from llm_trainer.datasets.exporters.sft_jsonl import write_sft_jsonl
 
-        summary = write_sft_jsonl(_records(options), out, include_failures=options.include_failures)
+        summary = write_sft_jsonl(run_records(options.run_dir, options), out, include_failures=options.include_failures)
     summary["skipped"] = dict(options.skipped)
     if summary.get("demos", summary.get("episodes", summary.get("samples", 1))) == 0:
         summary["warning"] = "nothing exported (no complete, verified episodes; see --include-failures)"

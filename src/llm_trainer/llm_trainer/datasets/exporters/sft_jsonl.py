@@ -75,37 +75,50 @@ def _scene_key(record: EpisodeRecord) -> str:
     return json.dumps([record.task, record.seed, record.scene.get("objects")], sort_keys=True)
 
 
+def preference_pairs(groups: Iterable[dict[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """DPO pairs: within each scene group (``{"ok": [...], "bad": [...]}`` SFT samples of the same task,
+    seed and objects), a verified plan beside a failed one, both answering the very same prompt."""
+    return [
+        {
+            "prompt": ok["prompt"],
+            "prompt_messages": ok["messages"][:-1],
+            "chosen": ok["completion"],
+            "rejected": bad["completion"],
+            "chosen_episode_id": ok["episode_id"],
+            "rejected_episode_id": bad["episode_id"],
+            "rejected_outcome": bad["outcome"],
+            "task": ok["task"],
+            "seed": ok["seed"],
+        }
+        for group in groups
+        for ok, bad in zip(group["ok"], group["bad"])
+        if ok["prompt"] == bad["prompt"]
+    ]
+
+
+def group_by_scene(records: Iterable[EpisodeRecord]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """SFT samples of ``records`` grouped by scene (task, seed, objects), successes and failures apart."""
+    by_scene: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for record in records:
+        sample = sft_sample(record)
+        if sample is not None:
+            by_scene.setdefault(_scene_key(record), {"ok": [], "bad": []})["ok" if record.success else "bad"].append(
+                sample
+            )
+    return by_scene
+
+
 def write_sft_jsonl(records: Iterable[EpisodeRecord], out: Path | str, *, include_failures: bool = False) -> dict:
     """Write verified plans to ``out``; with failures, also ``<out>.failures.jsonl`` and ``<out>.pairs.jsonl``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    successes: list[dict[str, Any]] = []
-    failures: list[dict[str, Any]] = []
-    by_scene: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for record in records:
-        sample = sft_sample(record)
-        if sample is None:
-            continue
-        (successes if record.success else failures).append(sample)
-        by_scene.setdefault(_scene_key(record), {"ok": [], "bad": []})["ok" if record.success else "bad"].append(sample)
+    by_scene = group_by_scene(records)
+    successes = [sample for group in by_scene.values() for sample in group["ok"]]
+    failures = [sample for group in by_scene.values() for sample in group["bad"]]
     _write_jsonl(out, successes)
     summary: dict[str, Any] = {"format": "sft-jsonl", "out": str(out), "samples": len(successes)}
     if include_failures:
-        pairs = [
-            {
-                "prompt": ok["prompt"],
-                "chosen": ok["completion"],
-                "rejected": bad["completion"],
-                "chosen_episode_id": ok["episode_id"],
-                "rejected_episode_id": bad["episode_id"],
-                "rejected_outcome": bad["outcome"],
-                "task": ok["task"],
-                "seed": ok["seed"],
-            }
-            for group in by_scene.values()
-            for ok, bad in zip(group["ok"], group["bad"])
-            if ok["prompt"] == bad["prompt"]
-        ]
+        pairs = preference_pairs(by_scene.values())
         failures_path = out.with_name(out.stem + ".failures.jsonl")
         pairs_path = out.with_name(out.stem + ".pairs.jsonl")
         _write_jsonl(failures_path, failures)
