@@ -354,3 +354,51 @@ def test_the_cli_runs_finetune_and_evaluate_and_refuses_bad_input(tmp_path: Path
     assert main(["evaluate", "--planner", "oracle", "--tasks", "put_block", "--episodes", "1",
                  "--out", str(tmp_path / "e")]) == 0  # fmt: skip
     assert (tmp_path / "e" / "results.md").read_text().splitlines()[2] == "| oracle | 100.0 | 100.0 |"
+
+
+def test_the_data_scale_helper_trains_nested_subsets_and_tables_one_row_per_size(
+    sft_file: Path, tiny_base: Path, tmp_path: Path
+) -> None:
+    from llm_trainer.evaluation.data_scale import DataScaleOptions, data_scale
+
+    options = DataScaleOptions(
+        data=[str(sft_file)], base=str(tiny_base), sizes=[1, 2], tasks=["put_block"], episodes=1,
+        out=tmp_path / "scale", config=_tiny_config(max_steps=1),
+        settings={"constraint": "none", "max_new_tokens": 16, "example": False, "reasoning": False},
+    )  # fmt: skip
+    summary = data_scale(options, log=lambda _l: None)
+    subsets = {n: [json.loads(x) for x in (tmp_path / "scale" / f"n{n}" / "sft.jsonl").read_text().splitlines()]
+               for n in (1, 2)}  # fmt: skip
+    assert sorted((r["task"], r["seed"]) for r in subsets[1]) == [("close_jar", 0), ("put_block", 0)]
+    assert {(r["task"], r["seed"]) for r in subsets[1]} < {(r["task"], r["seed"]) for r in subsets[2]}
+    assert summary["samples"] == {1: 2, 2: 4}
+    table = Path(summary["table"]).read_text().splitlines()
+    assert [line.split(" | ")[0] for line in table[2:5]] == ["| n0", "| n1", "| n2"]
+    for n in (1, 2):
+        assert (tmp_path / "scale" / f"n{n}" / "adapter" / "adapter_config.json").is_file()
+    with pytest.raises(ValueError, match="distinct positive"):
+        DataScaleOptions(data=[], base="x", sizes=[2, 2], tasks=[]).validate()
+
+
+@pytest.mark.slow
+def test_a_few_sft_steps_on_the_real_smollm2_reach_the_planner_backend(sft_file: Path, tmp_path: Path) -> None:
+    """`--base smollm2` end to end: the packaged GGUF becomes a trainable folder, two LoRA steps
+    change the model, and the planner's own transformers backend loads the adapter."""
+    from llm_trainer.planning.transformers_backend import TransformersConfig, _load, clear_cache
+
+    out = tmp_path / "sft"
+    summary = finetune(
+        FinetuneOptions([str(sft_file)], "smollm2", out, _tiny_config(max_steps=2, batch=1, lr=1e-3), progress=False),
+        log=lambda _l: None,
+    )
+    assert summary["status"] == "complete" and summary["steps"] == 2
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 4
+    clear_cache()
+    try:
+        base, tok, _ = _load(TransformersConfig(model=str(summary["base_model_dir"])))
+        tuned, _, _ = _load(TransformersConfig(model=str(summary["base_model_dir"]), adapter=str(out)))
+        ids = tok("close the red jar", return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            assert (tuned(ids).logits - base(ids).logits).abs().max() > 1e-4
+    finally:
+        clear_cache()

@@ -159,6 +159,34 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_scale(args: argparse.Namespace) -> int:
+    from llm_trainer.config import parse_value, with_overrides
+    from llm_trainer.evaluation.data_scale import DataScaleOptions, data_scale
+    from llm_trainer.finetune.config import load_finetune_config
+
+    flags = {"epochs": args.epochs, "lr": args.lr, "batch": args.batch, "lora.rank": args.rank}
+    config = with_overrides(load_finetune_config(), {k: v for k, v in flags.items() if v is not None}, "finetune")
+    settings = {}
+    for item in args.set or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"--set takes key=value, got {item!r}")
+        settings[key.strip()] = parse_value(value)
+    options = DataScaleOptions(
+        data=args.data,
+        base=args.base,
+        sizes=[int(n) for n in args.sizes.split(",") if n.strip()],
+        tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
+        episodes=args.episodes,
+        out=Path(args.out),
+        config=config,
+        settings=settings,
+    )
+    summary = data_scale(options, log=lambda line: print(line, flush=True))
+    print(Path(summary["table"]).read_text(encoding="utf-8"), flush=True)
+    return 0
+
+
 def _all_tasks() -> list[str]:
     from llm_trainer.tasks.registry import task_names
 
@@ -456,6 +484,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true")
     e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     e.set_defaults(func=_cmd_evaluate)
+
+    d = sub.add_parser("data-scale", help="fine-tune on N samples per task for several N and evaluate each (Fig. 7)")
+    d.add_argument("--data", action="append", required=True, help="SFT.jsonl or a generation RUN_DIR (repeatable)")
+    d.add_argument("--base", required=True, help="base model: a Hugging Face folder, a .gguf file, or smollm2")
+    d.add_argument("--sizes", required=True, help="samples per task, comma-separated (e.g. 4,8,16)")
+    d.add_argument("--tasks", required=True, help="comma-separated task names to evaluate on")
+    d.add_argument("--episodes", type=int, default=10, help="test episodes per task")
+    d.add_argument("--out", required=True)
+    d.add_argument("--set", action="append", metavar="KEY=VALUE", help="a planner setting for every student")
+    d.add_argument("--epochs", type=float, default=None)
+    d.add_argument("--lr", type=float, default=None)
+    d.add_argument("--batch", type=int, default=None)
+    d.add_argument("--rank", type=int, default=None)
+    d.set_defaults(func=_cmd_data_scale)
 
     x = sub.add_parser("export", help="export a run's episode bags to robomimic HDF5, LeRobot v3.0 or SFT JSONL")
     x.add_argument("--from", dest="from_dir", required=True, metavar="RUN_DIR", help="a generation run directory")
