@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """Benchmark data generation: in process vs through the DDS node graph, with and without cameras.
 
-    .venv/bin/python scripts/benchmark_generation.py [--episodes 6] [--task stack_blocks]
+    .venv/bin/python scripts/benchmark_generation.py [--episodes 6] [--task stack_blocks] [--no-peer]
 
 Everything runs in one go on this machine; the table reports episodes per minute, the physics
 real-time factor (simulated seconds per second of mj_step) and the end-to-end real-time factor
 (simulated seconds per wall second), with ratios against the in-process, camera-less baseline
 measured in the same run. Absolute numbers hold for the machine printed in the header only.
+
+A peer row, robosuite 1.5.2's scripted two-cube Stack (MimicGen's simulator), is added when its side
+venv exists (``bash scripts/peer_venvs.sh robosuite``; ROBOSUITE_PYTHON overrides the interpreter).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +26,8 @@ from llm_trainer.machine import describe_machine
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def machine() -> str:
@@ -99,11 +106,47 @@ def through_graph(
     }
 
 
+def robosuite_peer(episodes: int) -> tuple[str, dict] | None:
+    """robosuite's Stack driven by a scripted policy, in its own venv; None (with a note) if absent or failed."""
+    python = os.environ.get("ROBOSUITE_PYTHON") or str(REPO / ".venv-peers" / "robosuite" / "bin" / "python")
+    if not Path(python).exists():
+        print(f"robosuite peer skipped: no {python} (build it with: bash scripts/peer_venvs.sh robosuite)")
+        return None
+    script = REPO / "scripts" / "peer_robosuite_stack.py"
+    try:
+        proc = subprocess.run(
+            [python, str(script), "--episodes", str(episodes)],
+            capture_output=True,
+            text=True,
+            timeout=120 + 60 * episodes,
+            cwd=REPO,
+        )
+    except subprocess.TimeoutExpired:
+        print("robosuite peer skipped: timed out")
+        return None
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        print(f"robosuite peer failed (exit {proc.returncode}): {tail[0]}")
+        return None
+    peer = json.loads(lines[-1])
+    # Same keys as the other rows; environment build + numba warm-up stay out of the rate, like graph start-up.
+    row = {
+        "episodes": peer["episodes"],
+        "successes": peer["successes"],
+        "wall_s": peer["seconds_per_episode"] * peer["episodes"],
+        "sim_s": peer["sim_seconds_per_episode"] * peer["episodes"],
+        "build_s": peer["env_build_s"] + peer.get("warmup_s", 0.0),
+    }
+    return f"robosuite {peer['robosuite']} scripted Stack (peer, no cameras)", row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="stack_blocks")
     parser.add_argument("--episodes", type=int, default=6)
     parser.add_argument("--camera-rate", type=float, default=5.0)
+    parser.add_argument("--no-peer", action="store_true", help="skip the robosuite peer row")
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -132,15 +175,18 @@ def main() -> int:
             through_graph(args.task, args.episodes, True, args.camera_rate, True, runner="inprocess"),
         ),
     ]
+    peer = None if args.no_peer else robosuite_peer(args.episodes)
+    if peer is not None:
+        rows.append(peer)
     base_epm = 60 * rows[0][1]["episodes"] / rows[0][1]["wall_s"]
-    header = f"{'configuration':<46}{'ok':>6}{'ep/min':>9}{'x base':>8}{'e2e RTF':>9}{'physics RTF':>13}"
+    header = f"{'configuration':<52}{'ok':>6}{'ep/min':>9}{'x base':>8}{'e2e RTF':>9}{'physics RTF':>13}"
     print(header)
     print("-" * len(header))
     for name, r in rows:
         epm = 60 * r["episodes"] / r["wall_s"]
         physics = f"{r['physics_rtf']:.0f}" if "physics_rtf" in r else "-"
         print(
-            f"{name:<46}{r['successes']:>3}/{r['episodes']:<2}{epm:>9.1f}{epm / base_epm:>8.2f}"
+            f"{name:<52}{r['successes']:>3}/{r['episodes']:<2}{epm:>9.1f}{epm / base_epm:>8.2f}"
             f"{r['sim_s'] / r['wall_s']:>9.1f}{physics:>13}"
         )
     startups = [r["startup_s"] for _, r in rows if "startup_s" in r]
@@ -148,6 +194,11 @@ def main() -> int:
         f"\ngraph start-up (processes + DDS discovery), not in the rates above: "
         f"{min(startups):.1f}-{max(startups):.1f} s"
     )
+    if peer is not None:
+        print(
+            f"robosuite peer: its own Stack task (two cubes, Panda, OSC at 20 Hz, scripted policy) in its side venv; "
+            f"env build + numba warm-up {peer[1]['build_s']:.1f} s, not in the rate"
+        )
     print("e2e RTF: simulated seconds per wall second over whole episodes (reset, plan, execute, check).")
     return 0
 
