@@ -29,6 +29,7 @@ EXPECTED = [
     "lib/llm_trainer/planner_node",
     "lib/llm_trainer/executor_node",
     "lib/llm_trainer/recorder_node",
+    "lib/llm_trainer/perception_node",
 ]
 
 

@@ -46,6 +46,7 @@ setup(
             "planner_node = llm_trainer.nodes.planner_node:main",
             "executor_node = llm_trainer.nodes.executor_node:main",
             "recorder_node = llm_trainer.nodes.recorder_node:main",
+            "perception_node = llm_trainer.nodes.perception_node:main",
         ],
     },
 )

@@ -3,6 +3,8 @@
     llm-trainer generate --task stack_blocks --episodes 20 --planner oracle --out runs/demo
     llm-trainer finetune --data RUN_DIR|SFT.jsonl --base smollm2 --out ADAPTER [--method dpo --adapter SFT]
     llm-trainer evaluate --planner oracle --planner sft=llama_cpp:adapter=ADAPTER --tasks T1,T2 --out DIR
+    llm-trainer record-bag --task put_block --seed 3 --out BAG
+    llm-trainer perception-eval --bag BAG [--drop-camera front]
     llm-trainer export --from RUN_DIR --format robomimic|lerobot|sft-jsonl --out OUT [--images]
     llm-trainer show RUN_DIR [--episode ID]
     llm-trainer bringup sim [--arg output_dir=runs/x]
@@ -54,6 +56,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         concurrency=args.concurrency,
         planner_overrides=_planner_settings(args.planner, args.set),
+        state=args.state,
     )
     options.validate()
     tasks = options.task_list()
@@ -184,6 +187,44 @@ def _cmd_data_scale(args: argparse.Namespace) -> int:
     )
     summary = data_scale(options, log=lambda line: print(line, flush=True))
     print(Path(summary["table"]).read_text(encoding="utf-8"), flush=True)
+    return 0
+
+
+def _cmd_record_bag(args: argparse.Namespace) -> int:
+    from llm_trainer.perception.scene_bag import record_scene_bag
+    from llm_trainer.recording.bag_reader import bag_summary
+
+    get_task_or_raise(args.task)
+    bag = record_scene_bag(args.task, args.seed, Path(args.out), seconds=args.seconds, camera_rate_hz=args.camera_rate)
+    counts = bag_summary(bag)
+    print(json.dumps({"bag": str(bag), "task": args.task, "seed": args.seed, "messages": sum(counts.values())}))
+    return 0
+
+
+def get_task_or_raise(name: str) -> None:
+    from llm_trainer.tasks.registry import get_task
+
+    get_task(name)  # KeyError naming the known tasks
+
+
+def _cmd_perception_eval(args: argparse.Namespace) -> int:
+    from llm_trainer.config import parse_value
+    from llm_trainer.perception.replay_eval import EvalOptions, perception_eval, table
+
+    settings = {}
+    for item in args.set or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"--set takes key=value, got {item!r}")
+        settings[key.strip()] = parse_value(value)
+    if args.pointing:
+        settings["pointing"] = args.pointing
+    if args.segmentation:
+        settings["segmentation"] = args.segmentation
+    options = EvalOptions(Path(args.bag), drop_camera=args.drop_camera or [], settings=settings)
+    result = perception_eval(options, log=lambda line: print(line, flush=True))
+    print(table(result), flush=True)
+    print(json.dumps({k: v for k, v in result.items() if k != "objects"}), flush=True)
     return 0
 
 
@@ -442,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="planner setting over config/planner.yaml, e.g. example=false (inprocess)")  # fmt: skip
+    g.add_argument("--state", choices=("ground_truth", "perception"), default="ground_truth",
+                   help="the scene the planner sees: the simulator's, or the cameras through perception")  # fmt: skip
     g.set_defaults(func=_cmd_generate)
 
     f = sub.add_parser("finetune", help="LoRA SFT (or DPO) of a planner model on verified plans (trl + peft)")
@@ -484,6 +527,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true")
     e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     e.set_defaults(func=_cmd_evaluate)
+
+    r = sub.add_parser("record-bag", help="record a simulated scene's camera streams and ground truth (perception)")
+    r.add_argument("--task", required=True)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", required=True, help="the bag folder to create")
+    r.add_argument("--seconds", type=float, default=1.0, help="simulated seconds to record (default 1)")
+    r.add_argument("--camera-rate", type=float, default=5.0, help="frame sets per simulated second")
+    r.set_defaults(func=_cmd_record_bag)
+
+    pe = sub.add_parser("perception-eval", help="replay a scene bag through the perception node over DDS and score it")
+    pe.add_argument("--bag", required=True)
+    pe.add_argument("--pointing", choices=("colour", "molmo", "owlv2"), default=None)
+    pe.add_argument("--segmentation", choices=("colour", "sam"), default=None)
+    pe.add_argument("--drop-camera", action="append", metavar="NAME", help="replay without this camera (repeatable)")
+    pe.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="perception setting, e.g. colour.max_distance=18"
+    )
+    pe.set_defaults(func=_cmd_perception_eval)
 
     d = sub.add_parser("data-scale", help="fine-tune on N samples per task for several N and evaluate each (Fig. 7)")
     d.add_argument("--data", action="append", required=True, help="SFT.jsonl or a generation RUN_DIR (repeatable)")

@@ -29,6 +29,7 @@ def run_episode_in_process(
     prompt_config: dict[str, Any] | None = None,
     recorder=None,
     planned: tuple[dict[str, Any], PlanResult] | None = None,
+    perceive=None,
 ) -> EpisodeRecord:
     """One episode: reset (seeded) -> plan -> execute -> verify; the episode record says what happened.
 
@@ -41,6 +42,8 @@ def run_episode_in_process(
     t0 = time.perf_counter()
     instance = sim.reset(get_task(task_name), seed)
     scene = sim.scene_state()
+    if perceive is not None:
+        scene = perceive(sim, instance, scene)
     episode_id = episode_id or f"episode_{index:06d}"
     if recorder is not None:
         recorder.start(episode_id, {"record": {"episode_id": episode_id, "task": task_name, "seed": seed}})

@@ -70,6 +70,7 @@ class GenerateOptions:
     # Where a server planner (openai backend) listens for this run; not part of what a resumed run must
     # match, since a server started for the run (``evaluate``) gets a free port each time.
     planner_base_url: str = ""
+    state: str = "ground_truth"  # the scene the planner sees: ground_truth | perception (inprocess runner)
 
     def task_list(self) -> list[str]:
         names = list(self.tasks) or ([self.task] if self.task else [])
@@ -113,6 +114,10 @@ class GenerateOptions:
             raise ValueError("--concurrency needs a planner that serves requests in parallel (openai, replay, oracle)")
         if self.ray_address and self.runner != "inprocess":
             raise ValueError("--ray-address runs episodes with the in-process runner: add --runner inprocess")
+        if self.state not in ("ground_truth", "perception"):
+            raise ValueError(f"--state must be ground_truth or perception, got {self.state!r}")
+        if self.state == "perception" and (self.runner != "inprocess" or self.concurrency > 1 or self.ray_address):
+            raise ValueError("--state perception runs with --runner inprocess, --concurrency 1 and no Ray (for now)")
         if self.planner_overrides:
             if self.runner != "inprocess":
                 raise ValueError("planner overrides apply to the in-process runner: add --runner inprocess")
@@ -123,6 +128,8 @@ class GenerateOptions:
 
     def resume_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"planner_overrides": dict(self.planner_overrides)} if self.planner_overrides else {}
+        if self.state != "ground_truth":
+            config["state"] = self.state
         return {
             **config,
             "tasks": self.task_list(),
@@ -394,6 +401,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
             concurrency=options.concurrency,
             planner_overrides=options.planner_overrides,
             planner_base_url=options.planner_base_url,
+            state=options.state,
         )
         with lock:
             startup.append(time.perf_counter() - t_start)

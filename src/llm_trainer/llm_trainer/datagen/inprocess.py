@@ -102,6 +102,7 @@ class InProcessRunner:
         concurrency: int = 1,
         planner_overrides: dict | None = None,
         planner_base_url: str = "",
+        state: str = "ground_truth",
     ):
         from llm_trainer.config import to_dict, with_overrides
         from llm_trainer.execution.backend import DirectSimBackend
@@ -126,6 +127,11 @@ class InProcessRunner:
         on_step = self.recorder.on_step if self.recorder else None
         self.executor = PlanExecutor(DirectSimBackend(self.sim, on_step), load_executor_config())
         self.concurrency = concurrency
+        self.perceive = None
+        if state == "perception":
+            from llm_trainer.perception.scene_source import PerceivedScene
+
+            self.perceive = PerceivedScene()
         self._preview = threading.local()
 
     def run_all(self, slots) -> Iterator[EpisodeRecord]:
@@ -166,7 +172,7 @@ class InProcessRunner:
             self.recorder.before_reset()
         record = run_episode_in_process(
             self.sim, self.planner, self.executor, task, seed, episode_id=episode_id, index=index,
-            prompt_config=self.prompt_config, recorder=self.recorder, planned=planned,
+            prompt_config=self.prompt_config, recorder=self.recorder, planned=planned, perceive=self.perceive,
         )  # fmt: skip
         record.timing["wall"] = time.perf_counter() - t0
         return record

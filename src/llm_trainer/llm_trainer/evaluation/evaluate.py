@@ -34,7 +34,7 @@ class EvaluateOptions:
     concurrency: int = 1
     force: bool = False
     progress: bool = False
-    state: str = "ground_truth"  # ground_truth (the simulator's) | perception (not yet: issue 11)
+    state: str = "ground_truth"  # ground_truth (the simulator's) | perception (the cameras through perception)
 
     def validate(self) -> None:
         if not self.planners:
@@ -42,8 +42,8 @@ class EvaluateOptions:
         labels = [p.label for p in self.planners]
         if len(set(labels)) != len(labels):
             raise ValueError(f"planner labels must differ (they name folders): {labels}")
-        if self.state != "ground_truth":
-            raise ValueError("--state perception needs the perception pipeline, which is not built yet")
+        if self.state not in ("ground_truth", "perception"):
+            raise ValueError(f"--state must be ground_truth or perception, got {self.state!r}")
 
 
 def _settings(spec: PlannerSpec, common: dict[str, Any]) -> PlannerSpec:
@@ -71,7 +71,10 @@ def _run_one(spec: PlannerSpec, options: EvaluateOptions, log) -> dict[str, Any]
         force=options.force,
         progress=options.progress,
         planner_overrides=overrides,
+        state=options.state,
     )
+    if gen.state == "perception":
+        gen.concurrency = 1
     if spec.backend != "llama_cpp":
         return generate(gen, log=log)
     from llm_trainer.planning.serve import ServeOptions, ServerProcess, free_port

@@ -90,3 +90,11 @@ def read_episode_metadata(path: Path | str) -> dict[str, Any]:
     if not meta_file.exists():
         return {}
     return json.loads(meta_file.read_text(encoding="utf-8"))
+
+
+def read_raw_messages(path: Path | str, topics: Iterable[str] | None = None) -> list[tuple[int, str, str, bytes]]:
+    """``[(t_ns, topic, msgtype, cdr bytes), ...]`` in log-time order: what a replay publishes as is."""
+    wanted = set(topics) if topics is not None else None
+    with AnyReader([_bag_location(path)], default_typestore=get_ros2_typestore()) as reader:
+        conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
+        return [(t_ns, conn.topic, conn.msgtype, bytes(raw)) for conn, t_ns, raw in reader.messages(connections=conns)]
