@@ -200,3 +200,23 @@ def test_evaluate_with_perceived_state_plans_on_what_the_cameras_saw(tmp_path) -
         from llm_trainer.datagen.generate import GenerateOptions
 
         GenerateOptions(task="put_block", state="perception").validate()
+
+
+def test_debug_images_draw_each_box_where_the_object_is_in_the_view(sim) -> None:
+    from llm_trainer.perception.backends.colour import ColourConfig, colour_mask
+    from llm_trainer.perception.debug import debug_image, project
+    from llm_trainer.perception.pipeline import Perception
+    from llm_trainer.perception.sim_source import queries_for, sim_views
+    from llm_trainer.tasks.registry import get_task
+
+    instance = sim.reset(get_task("stack_blocks"), 2)
+    views = sim_views(sim)
+    queries = queries_for(instance)
+    result = Perception().perceive(views, queries)
+    for view in views:
+        drawn = debug_image(view, result)
+        assert drawn.shape == view.rgb.shape and (drawn != view.rgb).any()
+        for obj, q in zip(result.objects, queries):
+            (u, v), = project(view, np.array([obj.position])).round().astype(int)  # fmt: skip
+            mask = colour_mask(view, q.rgb, ColourConfig())
+            assert mask[max(0, v - 2) : v + 3, max(0, u - 2) : u + 3].any(), (view.name, obj.name)

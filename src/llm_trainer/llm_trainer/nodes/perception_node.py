@@ -10,6 +10,8 @@ died or was unplugged then simply contributes no view), it runs the perception p
     <output_topic> (default /scene/objects)   SceneState, source "perception": what the planner reads
     ~/report                                  std_msgs/String, JSON: cameras used, missing objects,
                                               stage timings, backends (the regression tests read it)
+    ~/debug/<camera>/image/compressed         on request: drawn only while someone subscribes
+                                              (boxes projected into the view, pointing pixels, names)
 
 What to look for comes from ``objects_file``: a JSON or YAML list of ``{name, category,
 description, rgb}`` (the lab's task objects; ``perception-eval`` writes one from a bag).
@@ -84,6 +86,9 @@ class PerceptionNode(Node):
         self._ee = None
         self.scene_pub = self.create_publisher(SceneStateMsg, self.get_parameter("output_topic").value, 10)
         self.report_pub = self.create_publisher(String, "~/report", 10)
+        self.debug_pubs = {
+            name: self.create_publisher(CompressedImage, f"~/debug/{name}/image/compressed", 2) for name in self.cameras
+        }
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
@@ -164,6 +169,21 @@ class PerceptionNode(Node):
         report = {**result.to_dict(), "stamp": stamp, "total_s": round(total, 4)}
         report.pop("views", None)
         self.report_pub.publish(String(data=json.dumps(report)))
+        self._publish_debug(views, result, msg.header)
+
+    def _publish_debug(self, views, result, header) -> None:
+        wanted = [v for v in views if v.name in self.debug_pubs and self.debug_pubs[v.name].get_subscription_count()]
+        if not wanted:
+            return
+        from llm_trainer.perception.debug import debug_image
+        from llm_trainer.sensors.image_codec import encode_color
+
+        for view in wanted:
+            fmt, data = encode_color(debug_image(view, result))
+            msg = CompressedImage(format=fmt, data=data)
+            msg.header.stamp = header.stamp
+            msg.header.frame_id = view.name + "_color_optical_frame"
+            self.debug_pubs[view.name].publish(msg)
 
     def destroy_node(self) -> None:
         self._stop.set()
