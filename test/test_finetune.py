@@ -402,3 +402,18 @@ def test_a_few_sft_steps_on_the_real_smollm2_reach_the_planner_backend(sft_file:
             assert (tuned(ids).logits - base(ids).logits).abs().max() > 1e-4
     finally:
         clear_cache()
+
+
+def test_an_evaluation_folder_refuses_a_planner_with_other_settings(tmp_path: Path) -> None:
+    """The planner's settings are part of what a resumed run must match (an adapter swapped under
+    the same label would otherwise mix two planners' episodes in one cell)."""
+    from llm_trainer.datagen.generate import GenerateOptions, generate
+
+    opts = dict(task="put_block", episodes=1, out=tmp_path / "r", runner="inprocess", render_cameras=False,
+                record=False, planner="oracle")  # fmt: skip
+    generate(GenerateOptions(**opts, planner_overrides={"llm.prompt.example": False}), log=lambda _l: None)
+    with pytest.raises(ValueError, match="planner_overrides"):
+        generate(GenerateOptions(**opts, planner_overrides={"llm.prompt.example": True}), log=lambda _l: None)
+    with pytest.raises(ValueError, match="state: None -> 'perception'"):
+        generate(GenerateOptions(**opts, planner_overrides={"llm.prompt.example": False}, state="perception"),
+                 log=lambda _l: None)  # fmt: skip

@@ -31,6 +31,8 @@ TEST_SEED_OFFSET = 1_000_000
 SPLITS = ("train", "test")
 #: What must match for a run to be continued (workers, domains and output paths may change).
 RESUME_KEYS = ("tasks", "episodes", "seed", "split", "planner", "graph", "render_cameras", "camera_rate_hz", "record")
+#: Also matched when a run sets them (left out at their defaults, so older runs continue as before).
+OPTIONAL_RESUME_KEYS = ("planner_overrides", "state", "augment")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class RunStore:
     def __init__(self, out: Path, config: dict[str, Any]):
         self.out = Path(out)
         self.config = {k: config[k] for k in RESUME_KEYS}
+        self.config.update({k: config[k] for k in OPTIONAL_RESUME_KEYS if k in config})
         self.episodes_log = self.out / EPISODES_FILE
 
     def open(self, *, force: bool = False) -> dict[str, EpisodeRecord]:
@@ -73,7 +76,8 @@ class RunStore:
         run_file = self.out / RUN_FILE
         if run_file.exists():
             old = json.loads(run_file.read_text(encoding="utf-8")).get("config", {})
-            diff = {k: (old.get(k), self.config[k]) for k in RESUME_KEYS if old.get(k) != self.config[k]}
+            keys = [*RESUME_KEYS, *(k for k in OPTIONAL_RESUME_KEYS if k in old or k in self.config)]
+            diff = {k: (old.get(k), self.config.get(k)) for k in keys if old.get(k) != self.config.get(k)}
             if diff and not force:
                 named = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
                 raise ValueError(f"{self.out} holds a run with another configuration ({named}); "
