@@ -30,6 +30,7 @@ EXPECTED = [
     "lib/llm_trainer/executor_node",
     "lib/llm_trainer/recorder_node",
     "lib/llm_trainer/perception_node",
+    "lib/llm_trainer/realsense_node",
 ]
 
 

@@ -134,7 +134,7 @@ def test_camera_intrinsics_match_fovy(sim: MujocoSimulation) -> None:
         # The top image row sees the ray fovy/2 above the optical axis.
         assert math.degrees(2 * math.atan((cam.height / 2) / k[1, 1])) == pytest.approx(fovy)
         assert k[0, 0] == pytest.approx(k[1, 1])
-        assert (k[0, 2], k[1, 2]) == (cam.width / 2, cam.height / 2)
+        assert (k[0, 2], k[1, 2]) == (cam.width / 2 - 0.5, cam.height / 2 - 0.5)  # CameraInfo: integer pixel centres
         np.testing.assert_array_equal(k[2], [0.0, 0.0, 1.0])
 
 

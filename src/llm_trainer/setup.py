@@ -47,6 +47,7 @@ setup(
             "executor_node = llm_trainer.nodes.executor_node:main",
             "recorder_node = llm_trainer.nodes.recorder_node:main",
             "perception_node = llm_trainer.nodes.perception_node:main",
+            "realsense_node = llm_trainer.nodes.realsense_node:main",
         ],
     },
 )

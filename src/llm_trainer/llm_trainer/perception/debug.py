@@ -16,12 +16,12 @@ from llm_trainer.perception.views import CameraView
 
 
 def project(view: CameraView, points: np.ndarray) -> np.ndarray:
-    """(N, 2) pixel coordinates of world points (pixel centres at +0.5, as ``CameraModel.world_points``)."""
+    """(N, 2) pixel coordinates of world points (CameraInfo's convention, as ``CameraModel.world_points``)."""
     cam = view.camera
     p = (np.asarray(points, float) - cam.position) @ cam.rotation
     z = np.maximum(p[:, 2], 1e-6)
-    u = cam.K[0, 0] * p[:, 0] / z + cam.K[0, 2] - 0.5
-    v = cam.K[1, 1] * p[:, 1] / z + cam.K[1, 2] - 0.5
+    u = cam.K[0, 0] * p[:, 0] / z + cam.K[0, 2]
+    v = cam.K[1, 1] * p[:, 1] / z + cam.K[1, 2]
     return np.stack([u, v], axis=1)
 
 

@@ -111,11 +111,12 @@ class CameraModel:
         )
 
     def world_points(self, depth_m: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """(M, 3) world points of the pixels with depth (and inside ``mask``); depth along the optical z."""
+        """(M, 3) world points of the pixels with depth (and inside ``mask``); depth along the optical z.
+        ``K`` is in the CameraInfo convention: pixel (u, v) is centred at integer (u, v)."""
         v, u = np.nonzero((depth_m > 0) if mask is None else (mask & (depth_m > 0)))
         z = depth_m[v, u]
         fx, fy, cx, cy = self.K[0, 0], self.K[1, 1], self.K[0, 2], self.K[1, 2]
-        cam = np.stack([(u + 0.5 - cx) * z / fx, (v + 0.5 - cy) * z / fy, z], axis=1)
+        cam = np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z], axis=1)
         return cam @ self.rotation.T + self.position
 
 

@@ -464,10 +464,12 @@ class MujocoSimulation:
         return rgb, d
 
     def camera_intrinsics(self, name: str) -> np.ndarray:
-        """Pinhole K of a camera (square pixels, principal point at the image centre)."""
+        """Pinhole K of a camera (square pixels, principal point at the image centre), in the ROS /
+        OpenCV convention that CameraInfo carries: pixel (u, v) has its centre at integer u, v, so the
+        centre of a W-pixel-wide image is at u = W/2 - 0.5."""
         cam = self.camera(name)
         fy = (cam.height / 2) / math.tan(math.radians(cam.fovy_deg) / 2)
-        return np.array([[fy, 0.0, cam.width / 2], [0.0, fy, cam.height / 2], [0.0, 0.0, 1.0]])
+        return np.array([[fy, 0.0, cam.width / 2 - 0.5], [0.0, fy, cam.height / 2 - 0.5], [0.0, 0.0, 1.0]])
 
     def camera_pose_optical(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """World position and rotation of a camera's optical frame (z forward, x right, y down)."""
