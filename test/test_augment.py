@@ -120,3 +120,74 @@ def test_a_new_annotation_is_requested_only_when_it_is_worth_it() -> None:
     poor_only = ThompsonSampler(seed=0)
     poor_only.add("poor").beta = 20
     assert not poor_only.should_request_annotation(0)  # nothing left to generate: not worth its cost
+
+
+@pytest.fixture(scope="module")
+def stack_demo(tmp_path_factory):
+    """One recorded stack_blocks episode (the oracle's plan, executed and recorded in process)."""
+    from llm_trainer.datagen.generate import GenerateOptions, generate
+
+    out = tmp_path_factory.mktemp("demo")
+    generate(GenerateOptions(task="stack_blocks", episodes=1, out=out, runner="inprocess", render_cameras=False),
+             log=lambda _l: None)  # fmt: skip
+    (bag,) = sorted((out / "bags").iterdir())
+    return bag
+
+
+def test_the_hand_engineered_annotation_follows_the_gripper_events(stack_demo) -> None:
+    from llm_trainer.augment.annotation import hand_engineered
+    from llm_trainer.augment.demo import SourceDemo
+
+    demo = SourceDemo.from_bag(stack_demo)
+    assert [e.kind for e in demo.events] == ["close", "open", "close", "open"]
+    order = demo.goal["order"]
+    assert [e.object_name for e in demo.events if e.kind == "close"] == order
+    ann = hand_engineered(demo)
+    refs = [k.reference for k in ann.keyposes]
+    # approach, event, retreat per event: grasps follow the block grasped, placements the stack below.
+    assert refs == [order[0]] * 3 + [demo.goal["base"]] * 3 + [order[1]] * 3 + [demo.goal["base"]] * 3
+    z = [demo.poses[k.index].z for k in ann.keyposes]
+    assert z[0] > z[1] + 0.05 and z[2] > z[1] + 0.05  # above, at, above the grasp
+
+
+def test_malformed_annotations_are_refused_with_every_reason(stack_demo) -> None:
+    from llm_trainer.augment.annotation import AnnotationError, hand_engineered, validate_annotation
+    from llm_trainer.augment.demo import SourceDemo
+
+    demo = SourceDemo.from_bag(stack_demo)
+    good = hand_engineered(demo).to_dict()
+    assert validate_annotation(good, demo).keyposes == hand_engineered(demo).keyposes
+    bad = {"keyposes": [{"index": -3, "reference": "world"}, {"index": 5, "reference": "mug"}, "x"]}
+    with pytest.raises(AnnotationError) as err:
+        validate_annotation(bad, demo)
+    assert "keypose 0: index -3" in str(err.value) and "'mug' is not an object" in str(err.value)
+    assert "keypose 2: not an object" in str(err.value)
+    with pytest.raises(AnnotationError, match="gripper events at samples"):
+        validate_annotation({"keyposes": [{"index": 1, "reference": "world"}]}, demo)
+    with pytest.raises(AnnotationError, match="not JSON"):
+        validate_annotation("{keyposes: [", demo)
+
+
+def test_augment_turns_one_demo_into_verified_episodes_and_resumes(stack_demo, tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "aug"
+    cli = [sys.executable, "-m", "llm_trainer.cli", "augment", "--demo", str(stack_demo), "--task", "stack_blocks",
+           "--out", str(out), "--no-record", "--max-attempts", "12"]  # fmt: skip
+    first = subprocess.run([*cli, "--target-successes", "3"], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert summary["successes"] == 3 and summary["attempts"] >= 3
+    assert summary["annotations"]["hand:events+approach"]["attempts"] >= 1
+    records = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
+    assert len({r["seed"] for r in records}) == len(records)  # a new scene every attempt
+    assert all(r["provenance"]["annotation"].startswith("hand:") for r in records)
+    # The same command with a higher target continues: earlier episodes are kept, not redone.
+    again = subprocess.run([*cli, "--target-successes", "4"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "target" in again.stderr  # a changed target is a changed configuration
+    cont = subprocess.run([*cli, "--target-successes", "4", "--force"], capture_output=True, text=True, timeout=600)
+    assert cont.returncode == 0, cont.stderr[-2000:]
+    more = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
+    assert more[: len(records)] == records and json.loads(cont.stdout.strip().splitlines()[-1])["successes"] == 4

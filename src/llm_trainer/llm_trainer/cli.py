@@ -3,6 +3,7 @@
     llm-trainer generate --task stack_blocks --episodes 20 --planner oracle --out runs/demo
     llm-trainer finetune --data RUN_DIR|SFT.jsonl --base smollm2 --out ADAPTER [--method dpo --adapter SFT]
     llm-trainer evaluate --planner oracle --planner sft=llama_cpp:adapter=ADAPTER --tasks T1,T2 --out DIR
+    llm-trainer augment --demo RUN/bags/stack_blocks_000000 --task stack_blocks --target-successes 50 --out DIR
     llm-trainer record-bag --task put_block --seed 3 --out BAG
     llm-trainer perception-eval --bag BAG [--drop-camera front]
     llm-trainer export --from RUN_DIR --format robomimic|lerobot|sft-jsonl --out OUT [--images]
@@ -225,6 +226,26 @@ def _cmd_perception_eval(args: argparse.Namespace) -> int:
     result = perception_eval(options, log=lambda line: print(line, flush=True))
     print(table(result), flush=True)
     print(json.dumps({k: v for k, v in result.items() if k != "objects"}), flush=True)
+    return 0
+
+
+def _cmd_augment(args: argparse.Namespace) -> int:
+    from llm_trainer.augment.run import AugmentOptions, augment
+
+    options = AugmentOptions(
+        demo=Path(args.demo),
+        task=args.task,
+        target_successes=args.target_successes,
+        out=Path(args.out),
+        max_attempts=args.max_attempts,
+        seed=args.seed,
+        annotations=[Path(a) for a in args.annotation or []],
+        record=not args.no_record,
+        cameras=args.cameras,
+        force=args.force,
+    )
+    summary = augment(options, log=lambda line: print(line, flush=True))
+    print(json.dumps(summary), flush=True)
     return 0
 
 
@@ -527,6 +548,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true")
     e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     e.set_defaults(func=_cmd_evaluate)
+
+    a = sub.add_parser(
+        "augment", help="one demo to many: retarget + warp it into new scenes, Thompson over annotations"
+    )
+    a.add_argument(
+        "--demo", required=True, help="the source episode's bag directory (e.g. RUN/bags/stack_blocks_000000)"
+    )
+    a.add_argument("--task", required=True)
+    a.add_argument("--target-successes", type=int, required=True)
+    a.add_argument("--out", required=True, help="run directory; re-running on it continues where it stopped")
+    a.add_argument("--max-attempts", type=int, default=0, help="stop after this many (default 4 x target)")
+    a.add_argument("--seed", type=int, default=0, help="first scene seed (the demo's own is skipped)")
+    a.add_argument("--annotation", action="append", help="an extra annotation JSON (e.g. from an LLM), repeatable")
+    a.add_argument("--cameras", action="store_true", help="render and record the cameras")
+    a.add_argument("--no-record", action="store_true", help="records only, no bags")
+    a.add_argument("--force", action="store_true")
+    a.set_defaults(func=_cmd_augment)
 
     r = sub.add_parser("record-bag", help="record a simulated scene's camera streams and ground truth (perception)")
     r.add_argument("--task", required=True)
