@@ -230,6 +230,7 @@ def _cmd_perception_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_augment(args: argparse.Namespace) -> int:
+    from llm_trainer.augment.annotation import VARIANTS
     from llm_trainer.augment.run import AugmentOptions, augment
 
     options = AugmentOptions(
@@ -240,6 +241,7 @@ def _cmd_augment(args: argparse.Namespace) -> int:
         max_attempts=args.max_attempts,
         seed=args.seed,
         annotations=[Path(a) for a in args.annotation or []],
+        variants=[v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else list(VARIANTS),
         record=not args.no_record,
         cameras=args.cameras,
         force=args.force,
@@ -561,6 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-attempts", type=int, default=0, help="stop after this many (default 4 x target)")
     a.add_argument("--seed", type=int, default=0, help="first scene seed (the demo's own is skipped)")
     a.add_argument("--annotation", action="append", help="an extra annotation JSON (e.g. from an LLM), repeatable")
+    a.add_argument("--variants", default=None,
+                   help="hand-engineered variants offered, in order (default: all, events+approach first)")  # fmt: skip
     a.add_argument("--cameras", action="store_true", help="render and record the cameras")
     a.add_argument("--no-record", action="store_true", help="records only, no bags")
     a.add_argument("--force", action="store_true")

@@ -106,6 +106,13 @@ def evaluate(options: EvaluateOptions, log=print) -> dict[str, Any]:
         spec = _settings(spec, options.common)
         t0 = time.perf_counter()
         summary = _run_one(spec, options, log)
+        records = [
+            json.loads(line)
+            for line in (Path(options.out) / spec.label / "episodes.jsonl").read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        # From the records, so a resumed evaluation reports its episodes' speed, not the resume's.
+        episode_wall = sum(float(r.get("timing", {}).get("wall", 0.0)) for r in records)
         rows.append(
             {
                 "label": spec.label,
@@ -115,7 +122,7 @@ def evaluate(options: EvaluateOptions, log=print) -> dict[str, Any]:
                 "episodes": summary["episodes"],
                 "successes": summary["successes"],
                 "wall_time_s": round(time.perf_counter() - t0, 1),
-                "episodes_per_minute": summary["episodes_per_minute"],
+                "episodes_per_minute": round(60 * len(records) / episode_wall, 2) if episode_wall > 0 else 0.0,
                 "failure_kinds": summary["failure_kinds"],
             }
         )
