@@ -8,7 +8,7 @@ BUILD_DIR := $(CURDIR)/build
 # rclpy needs ROS_LOG_DIR (or HOME); keep its logs inside the (gitignored) build folder.
 ROS_LOG_DIR_TEST := $(BUILD_DIR)/ros_log
 
-.PHONY: setup demo test test-fast lint bench bench-executor bench-planner bench-recording reader-venvs clean
+.PHONY: setup demo test test-fast test-full-torch lint bench bench-executor bench-planner bench-recording reader-venvs clean
 
 setup:
 	VENV="$(VENV)" bash scripts/setup.sh
@@ -30,6 +30,11 @@ test-fast: setup
 
 # The users' own dataset readers (robomimic's SequenceDataset, lerobot's LeRobotDataset) in side venvs
 # under .venv-readers/; the export tests use them where present and are skipped, with the reason, where not.
+# Optional: the perception model tests in a full-torch venv (Molmo2 needs torchvision; ~5.5 GB, not in CI).
+test-full-torch:
+	bash scripts/full_torch_venv.sh
+	PYTHONPATH=src/llm_trainer .venv-full/bin/python -m pytest test/test_perception_models.py -q -ra
+
 reader-venvs:
 	bash scripts/reader_venvs.sh all
 
