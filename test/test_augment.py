@@ -191,3 +191,43 @@ def test_augment_turns_one_demo_into_verified_episodes_and_resumes(stack_demo, t
     assert cont.returncode == 0, cont.stderr[-2000:]
     more = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
     assert more[: len(records)] == records and json.loads(cont.stdout.strip().splitlines()[-1])["successes"] == 4
+
+
+def test_the_llm_annotator_reasks_with_the_reason_and_its_annotation_is_validated(stack_demo, tmp_path) -> None:
+    """Stage 1 keyframes, stage 2 keyposes (a recorded model: the replay backend); a stage-2 answer
+    naming an object that is not in the scene is refused and asked again with that reason."""
+    import json
+    import subprocess
+    import sys
+
+    from llm_trainer.augment.annotate import render_demo
+    from llm_trainer.augment.demo import SourceDemo
+
+    demo = SourceDemo.from_bag(stack_demo)
+    text = render_demo(demo)
+    assert "<- close" in text and f"Task: {demo.instruction}" in text
+    events = [e.index for e in demo.events]
+    base = demo.goal["base"]
+    good = {"keyposes": [{"index": i, "reference": base} for i in events]}
+    bad = {"keyposes": [{"index": i, "reference": "mug"} for i in events]}
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"raw_answer": json.dumps(a)}) + "\n"
+                               for a in ({"keyframes": events}, bad, good)))  # fmt: skip
+    out = tmp_path / "ann.json"
+    cli = [sys.executable, "-m", "llm_trainer.cli", "annotate", "--demo", str(stack_demo), "--out", str(out),
+           "--planner", "replay", "--set", f"path={answers}"]  # fmt: skip
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["requests"] == 3 and summary["refused"] == 1 and not summary["fell_back"]
+    transcript = [json.loads(x) for x in out.with_suffix(".transcript.jsonl").read_text().splitlines()]
+    assert "'mug' is not an object" in transcript[1]["refused"]
+    assert transcript[2]["reasked_with"] == transcript[1]["refused"]
+    annotation = json.loads(out.read_text())
+    assert [k["index"] for k in annotation["keyposes"]] == events and annotation["source"] == "llm"
+    # Every answer refused: an error with the reason, unless --fallback (the hand-engineered one).
+    answers.write_text("".join(json.dumps({"raw_answer": "no json here"}) + "\n" for _ in range(3)))
+    failed = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and "refused 3 times" in failed.stderr
+    fallback = subprocess.run([*cli, "--fallback"], capture_output=True, text=True, timeout=120)
+    assert fallback.returncode == 0 and json.loads(fallback.stdout.strip().splitlines()[-1])["fell_back"]

@@ -3,6 +3,7 @@
     llm-trainer generate --task stack_blocks --episodes 20 --planner oracle --out runs/demo
     llm-trainer finetune --data RUN_DIR|SFT.jsonl --base smollm2 --out ADAPTER [--method dpo --adapter SFT]
     llm-trainer evaluate --planner oracle --planner sft=llama_cpp:adapter=ADAPTER --tasks T1,T2 --out DIR
+    llm-trainer annotate --demo RUN/bags/stack_blocks_000000 --out ANN.json [--planner openai]
     llm-trainer augment --demo RUN/bags/stack_blocks_000000 --task stack_blocks --target-successes 50 --out DIR
     llm-trainer record-bag --task put_block --seed 3 --out BAG
     llm-trainer perception-eval --bag BAG [--drop-camera front]
@@ -226,6 +227,38 @@ def _cmd_perception_eval(args: argparse.Namespace) -> int:
     result = perception_eval(options, log=lambda line: print(line, flush=True))
     print(table(result), flush=True)
     print(json.dumps({k: v for k, v in result.items() if k != "objects"}), flush=True)
+    return 0
+
+
+def _cmd_annotate(args: argparse.Namespace) -> int:
+    from llm_trainer.augment.annotate import annotate
+    from llm_trainer.augment.annotation import hand_engineered
+    from llm_trainer.augment.demo import SourceDemo
+
+    demo = SourceDemo.from_bag(Path(args.demo))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.planner == "hand":
+        annotation, transcript, fell_back = hand_engineered(demo), [], False
+    else:
+        from llm_trainer.config import with_overrides
+        from llm_trainer.planning.registry import load_planner_config, make_generator
+
+        config = with_overrides(load_planner_config(), _planner_settings(args.planner, args.set), "planner")
+        generator = make_generator(args.planner, config)
+        try:
+            result = annotate(demo, generator, retries=args.retries, fallback=args.fallback)
+        finally:
+            generator.close()
+        annotation, transcript, fell_back = result.annotation, result.transcript, result.fell_back
+    out.write_text(json.dumps(annotation.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if transcript:
+        with open(out.with_suffix(".transcript.jsonl"), "w", encoding="utf-8") as f:
+            for entry in transcript:
+                f.write(json.dumps(entry) + "\n")
+    refused = sum(1 for e in transcript if "refused" in e)
+    print(json.dumps({"out": str(out), "annotation": annotation.name, "keyposes": len(annotation.keyposes),
+                      "requests": len(transcript), "refused": refused, "fell_back": fell_back}))  # fmt: skip
     return 0
 
 
@@ -550,6 +583,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true")
     e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     e.set_defaults(func=_cmd_evaluate)
+
+    n = sub.add_parser("annotate", help="annotate a source demo's keyposes with a language model (or by hand rules)")
+    n.add_argument("--demo", required=True, help="the source episode's bag directory")
+    n.add_argument("--out", required=True, help="annotation JSON to write (for augment --annotation)")
+    n.add_argument("--planner", choices=("hand", "transformers", "openai", "replay"), default="hand",
+                   help="hand: the MimicGen-style rules (default); else a language-model backend")  # fmt: skip
+    n.add_argument("--set", action="append", metavar="KEY=VALUE", help="backend setting, e.g. base_url=... or path=...")
+    n.add_argument("--retries", type=int, default=2, help="re-asks with the refusal reason (default 2)")
+    n.add_argument(
+        "--fallback", action="store_true", help="use the hand-engineered annotation if every answer is refused"
+    )
+    n.set_defaults(func=_cmd_annotate)
 
     a = sub.add_parser(
         "augment", help="one demo to many: retarget + warp it into new scenes, Thompson over annotations"

@@ -45,12 +45,20 @@ def load_planner_config(path: Path | str | None = None) -> PlannerConfig:
 def make_planner(backend: str, config: PlannerConfig | None = None) -> Planner:
     """A planner for ``backend``; models load lazily, on the first request."""
     config = config or PlannerConfig()
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown planner backend {backend!r} (available: {', '.join(BACKENDS)})")
     if backend == "oracle":
         planner: Planner = OraclePlanner(config.oracle)
         planner.validation = config.validation
         return planner
     from llm_trainer.planning.llm import LLMPlanner
 
+    return LLMPlanner(make_generator(backend, config), config.llm, validation=config.validation)
+
+
+def make_generator(backend: str, config: PlannerConfig | None = None):
+    """The text generator of a language-model backend (what planners and annotators ask)."""
+    config = config or PlannerConfig()
     if backend == "transformers":
         from llm_trainer.planning.transformers_backend import TransformersGenerator
 
@@ -64,5 +72,5 @@ def make_planner(backend: str, config: PlannerConfig | None = None) -> Planner:
 
         generator = ReplayGenerator(config.replay)
     else:
-        raise ValueError(f"unknown planner backend {backend!r} (available: {', '.join(BACKENDS)})")
-    return LLMPlanner(generator, config.llm, validation=config.validation)
+        raise ValueError(f"unknown language-model backend {backend!r} (available: transformers, openai, replay)")
+    return generator
