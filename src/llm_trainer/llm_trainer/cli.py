@@ -5,6 +5,7 @@
     llm-trainer evaluate --planner oracle --planner sft=llama_cpp:adapter=ADAPTER --tasks T1,T2 --out DIR
     llm-trainer annotate --demo RUN/bags/stack_blocks_000000 --out ANN.json [--planner openai]
     llm-trainer augment --demo RUN/bags/stack_blocks_000000 --task stack_blocks --target-successes 50 --out DIR
+    llm-trainer train-bc --data DATASET.hdf5 --out POLICY.pt; llm-trainer rollout --policy ensemble ...
     llm-trainer record-bag --task put_block --seed 3 --out BAG
     llm-trainer perception-eval --bag BAG [--drop-camera front]
     llm-trainer export --from RUN_DIR --format robomimic|lerobot|sft-jsonl --out OUT [--images]
@@ -259,6 +260,62 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
     refused = sum(1 for e in transcript if "refused" in e)
     print(json.dumps({"out": str(out), "annotation": annotation.name, "keyposes": len(annotation.keyposes),
                       "requests": len(transcript), "refused": refused, "fell_back": fell_back}))  # fmt: skip
+    return 0
+
+
+def _cmd_train_bc(args: argparse.Namespace) -> int:
+    from llm_trainer.policies.bc import BCConfig, train_bc
+
+    config = BCConfig(epochs=args.epochs, hidden=args.hidden, lr=args.lr, roles=args.roles, seed=args.seed)
+    print(json.dumps(train_bc(Path(args.data), Path(args.out), config)), flush=True)
+    return 0
+
+
+def _cmd_rollout(args: argparse.Namespace) -> int:
+    from llm_trainer.datagen.run_store import seed_for
+    from llm_trainer.policies.rollout import rollout
+    from llm_trainer.sim.mujoco_sim import MujocoSimulation
+    from llm_trainer.sim.sim_config import load_sim_config
+
+    bc = demo = annotation = None
+    if args.policy in ("bc", "ensemble"):
+        if not args.bc:
+            raise ValueError(f"--policy {args.policy} needs --bc POLICY.pt (llm-trainer train-bc)")
+        from llm_trainer.policies.bc import load_policy
+
+        bc = load_policy(args.bc)
+    if args.policy in ("feedforward", "ensemble"):
+        if not args.demo:
+            raise ValueError(f"--policy {args.policy} needs --demo EPISODE_DIR (the source demo)")
+        from llm_trainer.augment.annotation import Annotation, hand_engineered
+        from llm_trainer.augment.demo import SourceDemo
+
+        demo = SourceDemo.from_bag(Path(args.demo))
+        annotation = (
+            Annotation.from_dict(json.loads(Path(args.annotation).read_text()))
+            if args.annotation
+            else hand_engineered(demo)
+        )
+    config = load_sim_config()
+    config.render_cameras = False
+    sim = MujocoSimulation(config)
+    results = []
+    try:
+        for i in range(args.episodes):
+            seed = seed_for(args.split, args.seed, i)
+            r = rollout(sim, args.task, seed, args.policy, bc=bc, demo=demo, annotation=annotation)
+            results.append({"seed": seed, **r.__dict__})
+            print(f"[{i + 1}/{args.episodes}] {'ok  ' if r.success else 'FAIL'} seed {seed} ({r.steps} steps, "
+                  f"{r.bc_steps} by the policy, {r.switches} switches)", flush=True)  # fmt: skip
+    finally:
+        sim.close()
+    successes = sum(r["success"] for r in results)
+    summary = {"policy": args.policy, "task": args.task, "split": args.split, "episodes": len(results),
+               "successes": successes, "success_rate": round(successes / max(1, len(results)), 4)}  # fmt: skip
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({**summary, "episodes_detail": results}, indent=2) + "\n")
+    print(json.dumps(summary), flush=True)
     return 0
 
 
@@ -583,6 +640,28 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true")
     e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     e.set_defaults(func=_cmd_evaluate)
+
+    tb = sub.add_parser("train-bc", help="behaviour cloning on state from a robomimic HDF5 of generated demos (torch)")
+    tb.add_argument("--data", required=True, help="robomimic HDF5 (llm-trainer export --format robomimic)")
+    tb.add_argument("--out", required=True, help="policy file to write (.pt)")
+    tb.add_argument("--epochs", type=int, default=200)
+    tb.add_argument("--hidden", type=int, default=256)
+    tb.add_argument("--lr", type=float, default=1e-3)
+    tb.add_argument("--roles", type=int, default=3, help="task objects in the state, by their role in the goal")
+    tb.add_argument("--seed", type=int, default=0)
+    tb.set_defaults(func=_cmd_train_bc)
+
+    ro = sub.add_parser("rollout", help="run a policy in closed loop: bc, the feed-forward demo, or the ensemble")
+    ro.add_argument("--policy", choices=("bc", "feedforward", "ensemble"), required=True)
+    ro.add_argument("--task", required=True)
+    ro.add_argument("--bc", default=None, help="the BC policy (.pt) for bc and ensemble")
+    ro.add_argument("--demo", default=None, help="the source demo's bag directory for feedforward and ensemble")
+    ro.add_argument("--annotation", default=None, help="annotation JSON (default: the hand-engineered one)")
+    ro.add_argument("--episodes", type=int, default=10)
+    ro.add_argument("--split", choices=("train", "test"), default="test")
+    ro.add_argument("--seed", type=int, default=0)
+    ro.add_argument("--out", default=None, help="JSON with every episode's result")
+    ro.set_defaults(func=_cmd_rollout)
 
     n = sub.add_parser("annotate", help="annotate a source demo's keyposes with a language model (or by hand rules)")
     n.add_argument("--demo", required=True, help="the source episode's bag directory")
