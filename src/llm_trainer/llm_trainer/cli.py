@@ -76,6 +76,19 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 1 if summary["errors"] else 0
 
 
+def _key_values(items: list[str] | None) -> dict:
+    """``--set key=value`` (repeatable) -> {key: value}, values read as YAML would (numbers, booleans)."""
+    from llm_trainer.config import parse_value
+
+    out = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"--set takes key=value, got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
 def _planner_settings(backend: str, items: list[str] | None) -> dict:
     """``--set key=value`` (repeatable) -> dotted planner-config overrides, short keys resolved
     as in ``llm-trainer evaluate``'s planner specs (``constraint=none``, ``example=false``)."""
@@ -137,14 +150,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             )
         llm[0].settings["adapter"] = args.adapter
         llm[0].overrides()
-    common = {}
-    for item in args.set or []:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"--set takes key=value, got {item!r}")
-        from llm_trainer.config import parse_value
-
-        common[key.strip()] = parse_value(value)
+    common = _key_values(args.set)
     options = EvaluateOptions(
         planners=specs,
         tasks=[t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks != "all" else _all_tasks(),
@@ -166,18 +172,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_scale(args: argparse.Namespace) -> int:
-    from llm_trainer.config import parse_value, with_overrides
+    from llm_trainer.config import with_overrides
     from llm_trainer.evaluation.data_scale import DataScaleOptions, data_scale
     from llm_trainer.finetune.config import load_finetune_config
 
     flags = {"epochs": args.epochs, "lr": args.lr, "batch": args.batch, "lora.rank": args.rank}
     config = with_overrides(load_finetune_config(), {k: v for k, v in flags.items() if v is not None}, "finetune")
-    settings = {}
-    for item in args.set or []:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"--set takes key=value, got {item!r}")
-        settings[key.strip()] = parse_value(value)
+    settings = _key_values(args.set)
     options = DataScaleOptions(
         data=args.data,
         base=args.base,
@@ -211,15 +212,9 @@ def get_task_or_raise(name: str) -> None:
 
 
 def _cmd_perception_eval(args: argparse.Namespace) -> int:
-    from llm_trainer.config import parse_value
     from llm_trainer.perception.replay_eval import EvalOptions, perception_eval, table
 
-    settings = {}
-    for item in args.set or []:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"--set takes key=value, got {item!r}")
-        settings[key.strip()] = parse_value(value)
+    settings = _key_values(args.set)
     if args.pointing:
         settings["pointing"] = args.pointing
     if args.segmentation:
