@@ -107,9 +107,11 @@ def test_quaternions_and_deprojection() -> None:
         r = quaternion_to_rotation(q)
         assert np.allclose(r @ r.T, np.eye(3), atol=1e-9)
         assert np.allclose(quaternion_to_rotation(rotation_to_quaternion(r)), r, atol=1e-9)
-    # A camera 1 m above the table looking straight down sees a flat table at depth 1 m.
+    # A camera 1 m above the table looking straight down sees a flat table at depth 1 m. K in
+    # CameraInfo's convention (pixel centres at integers): a centred 64x48 image has cx 31.5, cy 23.5.
     down = np.array([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]])  # optical z = world -z
-    cam = CameraModel("top", 64, 48, np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]]), np.array([0.5, 0, 1.0]), down)
+    k = np.array([[50.0, 0, 31.5], [0, 50.0, 23.5], [0, 0, 1]])
+    cam = CameraModel("top", 64, 48, k, np.array([0.5, 0, 1.0]), down)
     points = cam.world_points(np.ones((48, 64)))
     assert points.shape == (64 * 48, 3) and np.allclose(points[:, 2], 0.0)
     assert abs(points[:, 0].mean() - 0.5) < 1e-9 and abs(points[:, 1].mean()) < 1e-9
