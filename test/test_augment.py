@@ -229,5 +229,7 @@ def test_the_llm_annotator_reasks_with_the_reason_and_its_annotation_is_validate
     answers.write_text("".join(json.dumps({"raw_answer": "no json here"}) + "\n" for _ in range(3)))
     failed = subprocess.run(cli, capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2 and "refused 3 times" in failed.stderr
+    kept = out.with_suffix(".transcript.jsonl").read_text().splitlines()
+    assert len(kept) == 3 and all("no JSON object" in json.loads(x)["refused"] for x in kept)
     fallback = subprocess.run([*cli, "--fallback"], capture_output=True, text=True, timeout=120)
     assert fallback.returncode == 0 and json.loads(fallback.stdout.strip().splitlines()[-1])["fell_back"]

@@ -226,6 +226,13 @@ def _cmd_perception_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_transcript(out: Path, transcript: list[dict]) -> None:
+    if transcript:
+        with open(out.with_suffix(".transcript.jsonl"), "w", encoding="utf-8") as f:
+            for entry in transcript:
+                f.write(json.dumps(entry) + "\n")
+
+
 def _cmd_annotate(args: argparse.Namespace) -> int:
     from llm_trainer.augment.annotate import annotate
     from llm_trainer.augment.annotation import hand_engineered
@@ -244,14 +251,14 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
         generator = make_generator(args.planner, config)
         try:
             result = annotate(demo, generator, retries=args.retries, fallback=args.fallback)
+        except ValueError as exc:  # AnnotationError: keep the transcript of the refused answers
+            _write_transcript(out, getattr(exc, "transcript", []))
+            raise
         finally:
             generator.close()
         annotation, transcript, fell_back = result.annotation, result.transcript, result.fell_back
     out.write_text(json.dumps(annotation.to_dict(), indent=2) + "\n", encoding="utf-8")
-    if transcript:
-        with open(out.with_suffix(".transcript.jsonl"), "w", encoding="utf-8") as f:
-            for entry in transcript:
-                f.write(json.dumps(entry) + "\n")
+    _write_transcript(out, transcript)
     refused = sum(1 for e in transcript if "refused" in e)
     print(json.dumps({"out": str(out), "annotation": annotation.name, "keyposes": len(annotation.keyposes),
                       "requests": len(transcript), "refused": refused, "fell_back": fell_back}))  # fmt: skip

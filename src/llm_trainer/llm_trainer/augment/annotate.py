@@ -153,8 +153,9 @@ def annotate(
             KEYPOSES_SCHEMA,
             lambda d: validate_annotation(d, demo, name=f"llm:{generator.name}"),
         )
-    except AnnotationError:
+    except AnnotationError as exc:
         if not fallback:
+            exc.transcript = transcript  # what the model said, for the caller to keep
             raise
         return AnnotateResult(hand_engineered(demo), transcript, fell_back=True)
     return AnnotateResult(annotation, transcript)
