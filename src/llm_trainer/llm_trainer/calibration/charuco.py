@@ -30,21 +30,23 @@ class BoardSpec:
 
     def validate(self) -> None:
         if self.squares_x < 3 or self.squares_y < 3:
-            raise ValueError(f"board: at least 3 x 3 squares, got {self.squares_x} x {self.squares_y}")
+            raise ValueError(f"squares_x, squares_y: at least 3 x 3 squares, got {self.squares_x} x {self.squares_y}")
         if not self.square_length_m > 0:
-            raise ValueError("board.square_length_m: must be positive")
+            raise ValueError("square_length_m: must be positive")
         if not 0 < self.marker_length_m < self.square_length_m:
             raise ValueError(
-                f"board.marker_length_m: {self.marker_length_m} must be positive and smaller than "
+                f"marker_length_m: {self.marker_length_m} must be positive and smaller than "
                 f"square_length_m {self.square_length_m}"
             )
         if not self.dictionary.startswith("DICT_") or not hasattr(cv2.aruco, self.dictionary):
             known = ", ".join(n for n in dir(cv2.aruco) if n.startswith("DICT_") and n.upper() == n)
-            raise ValueError(f"board.dictionary: unknown ArUco dictionary {self.dictionary!r} (known: {known})")
+            raise ValueError(f"dictionary: unknown ArUco dictionary {self.dictionary!r} (known: {known})")
         needed = (self.squares_x * self.squares_y) // 2
         available = self.aruco_dictionary().bytesList.shape[0]
         if needed > available:
-            raise ValueError(f"board: {needed} markers needed but {self.dictionary} has only {available}")
+            raise ValueError(
+                f"squares_x, squares_y: {needed} markers needed but {self.dictionary} has only {available}"
+            )
 
     def aruco_dictionary(self) -> cv2.aruco.Dictionary:
         return cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, self.dictionary))
@@ -104,6 +106,9 @@ class BoardDetector:
         markers = 0 if marker_ids is None else len(marker_ids)
         if ids is None or corners is None or len(ids) == 0:
             return Detection(np.zeros(0, int), np.zeros((0, 2)), markers)
+        if len(ids) >= 3 and self.board.checkCharucoCornersCollinear(ids):
+            # corners on one line fix no pose: treat as not found
+            return Detection(np.zeros(0, int), np.zeros((0, 2)), markers)
         return Detection(np.asarray(ids, int).reshape(-1), np.asarray(corners, np.float64).reshape(-1, 2), markers)
 
     def object_points(self, detection: Detection) -> np.ndarray:
@@ -136,12 +141,15 @@ def solve_board_pose(obj: np.ndarray, img: np.ndarray, K: np.ndarray, dist: np.n
         raise ValueError(f"a board pose needs at least 4 corners, got {len(obj)}")
     K = np.asarray(K, np.float64)
     dist = np.zeros(5) if dist is None else np.asarray(dist, np.float64)
-    ok, rvecs, tvecs, _errs = cv2.solvePnPGeneric(obj, img, K, dist, flags=cv2.SOLVEPNP_IPPE)
-    if not ok or not len(rvecs):
-        raise ValueError("OpenCV found no board pose for the detected corners")
+    try:
+        ok, rvecs, tvecs, _errs = cv2.solvePnPGeneric(obj, img, K, dist, flags=cv2.SOLVEPNP_IPPE)
+        if not ok or not len(rvecs):
+            raise ValueError("OpenCV found no board pose for the detected corners")
+        refined = [cv2.solvePnPRefineLM(obj, img, K, dist, r.copy(), t.copy()) for r, t in zip(rvecs, tvecs)]
+    except cv2.error as exc:
+        raise ValueError(f"OpenCV cannot solve the board pose: {exc.err}") from None
     best = None
-    for rvec, tvec in zip(rvecs, tvecs):
-        rvec, tvec = cv2.solvePnPRefineLM(obj, img, K, dist, rvec.copy(), tvec.copy())
+    for rvec, tvec in refined:
         pose = (cv2.Rodrigues(rvec)[0], tvec.reshape(3))
         err = reprojection_errors(obj, img, pose, K, dist)
         if pose[1][2] > 0 and (best is None or float(np.sqrt(np.mean(err**2))) < best.rms_px):

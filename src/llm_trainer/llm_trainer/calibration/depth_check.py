@@ -3,7 +3,7 @@
 Each camera's depth is lifted to world points with its calibrated pose (``CameraModel.world_points``);
 points within ``band_m`` of z = 0 are table candidates; a least-squares plane is fitted to them (SVD),
 then refitted to its inliers. Per camera: the plane's height at ``reference_xy`` and its tilt from
-horizontal. A camera whose height differs from the others' median by more than
+horizontal. A camera whose height differs from the median of all cameras' by more than
 ``max_disagreement_m`` (or whose plane tilts more than ``max_tilt_deg`` from theirs) gets a warning:
 its extrinsics, or its depth scale, are off. With two cameras the pair is named instead.
 """
@@ -94,21 +94,22 @@ def disagreements(fits: list[PlaneFit], settings: DepthCheck) -> list[str]:
                 f"(threshold {tilt_tol:.2f} deg)"
             )
         return warnings
+    # Against the median of all cameras: one bad camera cannot drag the reference (unlike a mean).
+    median = float(np.median([f.height_m for f in fits]))
+    median_normal = np.median([f.normal for f in fits], axis=0)
+    median_normal /= np.linalg.norm(median_normal)
     for f in fits:
-        others = [o for o in fits if o is not f]
-        median = float(np.median([o.height_m for o in others]))
         dz = (f.height_m - median) * 1000
         if abs(dz) > tol_mm:
             warnings.append(
-                f"depth: camera {f.camera} puts the table {dz:+.1f} mm from the other cameras' "
+                f"depth: camera {f.camera} puts the table {dz:+.1f} mm from the cameras' median "
                 f"({f.height_m * 1000:+.1f} mm vs {median * 1000:+.1f} mm; threshold {tol_mm:.1f} mm): "
                 "check its extrinsics and depth scale"
             )
-        mean_normal = np.mean([o.normal for o in others], axis=0)
-        da = _angle_deg(f.normal, mean_normal / np.linalg.norm(mean_normal))
+        da = _angle_deg(f.normal, median_normal)
         if da > tilt_tol:
             warnings.append(
-                f"depth: camera {f.camera} sees the table tilted {da:.2f} deg from the other cameras' "
+                f"depth: camera {f.camera} sees the table tilted {da:.2f} deg from the cameras' median "
                 f"(threshold {tilt_tol:.2f} deg): check its extrinsics"
             )
     return warnings

@@ -70,13 +70,16 @@ def calibrate_hand_eye(
     img = [d.corners for _, d in used]
     tcp = [world_T_tcp[label] for label, _ in used]
     views = [solve_board_pose(o, i, cam.K, cam.dist).pose for o, i in zip(obj, img)]
-    r_bt, t_bt, r_cw, t_cw = cv2.calibrateRobotWorldHandEye(
-        [v[0] for v in views],
-        [v[1].reshape(3, 1) for v in views],
-        [p[0] for p in tcp],
-        [np.asarray(p[1], float).reshape(3, 1) for p in tcp],
-        method=cv2.CALIB_ROBOT_WORLD_HAND_EYE_SHAH,
-    )
+    try:
+        r_bt, t_bt, r_cw, t_cw = cv2.calibrateRobotWorldHandEye(
+            [v[0] for v in views],
+            [v[1].reshape(3, 1) for v in views],
+            [p[0] for p in tcp],
+            [np.asarray(p[1], float).reshape(3, 1) for p in tcp],
+            method=cv2.CALIB_ROBOT_WORLD_HAND_EYE_SHAH,
+        )
+    except cv2.error as exc:
+        raise ValueError(f"camera {cam.name}: OpenCV's hand-eye solver failed: {exc.err}") from None
     cam_T_world = (np.asarray(r_cw, float), np.asarray(t_cw, float).reshape(3))
     tcp_T_board = invert((np.asarray(r_bt, float), np.asarray(t_bt, float).reshape(3)))
     cam_T_world, tcp_T_board = _refine(cam, obj, img, tcp, cam_T_world, tcp_T_board)

@@ -20,7 +20,7 @@ class BoardPlacement:
 
     def validate(self) -> None:
         if not all(math.isfinite(v) for v in (*self.position, self.yaw_deg)):
-            raise ValueError("placement: position and yaw_deg must be finite numbers")
+            raise ValueError("position, yaw_deg: must be finite numbers")
 
     def world_T_board(self) -> Pose:
         return table_board_pose(self.position, self.yaw_deg)
@@ -40,9 +40,9 @@ class DepthCheck:
     def validate(self) -> None:
         for name in ("max_disagreement_m", "max_tilt_deg", "band_m", "inlier_m"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"depth_check.{name}: must be positive")
+                raise ValueError(f"{name}: must be positive")
         if self.min_points < 3:
-            raise ValueError("depth_check.min_points: at least 3")
+            raise ValueError("min_points: at least 3")
 
 
 @dataclass
