@@ -1,0 +1,1 @@
+"""Camera calibration: extrinsics from a printed ChArUco board (``llm-trainer calibrate-cameras``)."""
