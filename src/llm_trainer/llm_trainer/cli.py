@@ -17,6 +17,7 @@
     llm-trainer plan --task "stack ..." --scene SCENE.json --planner transformers
     llm-trainer serve-llm --model smollm2 [--port 8080]
     llm-trainer urdf > urdf/panda.urdf
+    llm-trainer codepolicy check|run|generate ...; llm-trainer iteach --task put_block --episodes 40 --out DIR
 
 Bad input is answered with one ``llm-trainer: error: ...`` line and exit code 2, never a traceback.
 """
@@ -808,6 +809,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("urdf", help="print the Panda URDF generated from the published kinematics")
     u.set_defaults(func=_cmd_urdf)
+
+    from llm_trainer.iteach.commands import add_parsers as add_iteach_parsers
+
+    add_iteach_parsers(sub)
+    from llm_trainer.calibration.commands import add_parsers as add_calibration_parsers
+
+    add_calibration_parsers(sub)
     return parser
 
 
