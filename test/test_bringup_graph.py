@@ -83,4 +83,4 @@ def test_launch_file_builds_from_the_same_description(repo_root):
     tree = ast.parse(source)
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in functions
-    assert 'load_graph("sim")' in source
+    assert 'graph_launch_description("sim"' in source

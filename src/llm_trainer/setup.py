@@ -48,6 +48,7 @@ setup(
             "recorder_node = llm_trainer.nodes.recorder_node:main",
             "perception_node = llm_trainer.nodes.perception_node:main",
             "realsense_node = llm_trainer.nodes.realsense_node:main",
+            "bag_player_node = llm_trainer.nodes.bag_player_node:main",
         ],
     },
 )

@@ -10,7 +10,8 @@
     llm-trainer perception-eval --bag BAG [--drop-camera front]
     llm-trainer export --from RUN_DIR --format robomimic|lerobot|sft-jsonl --out OUT [--images]
     llm-trainer show RUN_DIR [--episode ID]
-    llm-trainer bringup sim [--arg output_dir=runs/x]
+    llm-trainer bringup sim [--arg output_dir=runs/x]; llm-trainer bringup real_panda --print
+    llm-trainer task "put the red block in the target area" [--dry-run] [--picture plan.png]; llm-trainer stop
     llm-trainer tasks
     llm-trainer scene --task put_block --seed 3 [--prompt]
     llm-trainer check-plan --scene SCENE.json ANSWER.txt
@@ -399,6 +400,11 @@ def _cmd_bringup(args: argparse.Namespace) -> int:
 
     graph = load_graph(args.graph)
     arguments = _parse_graph_args(args.arg)
+    if args.print:
+        from llm_trainer.bringup.graph import describe
+
+        print(describe(graph, arguments), end="")
+        return 0
     log_dir = Path(args.log_dir or Path("runs") / "bringup" / time.strftime("%Y%m%d-%H%M%S"))
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
@@ -410,6 +416,54 @@ def _cmd_bringup(args: argparse.Namespace) -> int:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
+    return 0
+
+
+def _cmd_task(args: argparse.Namespace) -> int:
+    from llm_trainer.bringup.drive import Refused, TaskOptions, run_task
+    from llm_trainer.datagen.graph_client import GraphClient, GraphError
+
+    options = TaskOptions(
+        sentence=args.sentence or "",
+        reset=args.reset or "",
+        cameras=[c for c in args.cameras.split(",") if c],
+        scene_topic=args.scene_topic,
+        picture=Path(args.picture) if args.picture else None,
+        dry_run=args.dry_run,
+        yes=args.yes,
+        record=not args.no_record,
+        backend=args.planner or "",
+        timeout=args.timeout,
+    )
+    options.validate()
+    client = GraphClient(domain_id=args.domain_id, record=not args.no_record, node_name="llm_trainer_task")
+    try:
+        summary = run_task(client, options)
+    except Refused as exc:
+        print(str(exc), flush=True)
+        return 2
+    except GraphError as exc:
+        print(f"refused: {exc}", flush=True)
+        return 2
+    finally:
+        client.close()
+    print(json.dumps(summary), flush=True)
+    if summary.get("refused"):
+        return 1
+    return 0 if summary.get("executor_ok") and summary.get("task_success") is not False else 1
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from llm_trainer.datagen.graph_client import GraphClient, GraphError
+
+    client = GraphClient(domain_id=args.domain_id, record=False, node_name="llm_trainer_stop")
+    try:
+        print(client.resume() if args.command == "resume" else client.stop(), flush=True)
+    except GraphError as exc:
+        print(f"llm-trainer: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        client.close()
     return 0
 
 
@@ -755,10 +809,30 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=_cmd_show)
 
     b = sub.add_parser("bringup", help="start a node graph here (what `ros2 launch` does on full installs)")
-    b.add_argument("graph", help="graph name in config/graphs/ (e.g. sim) or a YAML path")
+    b.add_argument("graph", help="graph name in config/graphs/ (sim, real_panda, replay) or a YAML path")
+    b.add_argument("--print", action="store_true", help="show the resolved graph (nodes, parameters, remappings)")
     b.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE", help="graph argument")
     b.add_argument("--log-dir", default=None, help="where node logs go (default runs/bringup/<time>)")
     b.set_defaults(func=_cmd_bringup)
+
+    tk = sub.add_parser("task", help="plan, show, confirm, execute, check and record one task on a running graph")
+    tk.add_argument("sentence", nargs="?", default="", help='e.g. "put the red block in the target area"')
+    tk.add_argument("--reset", default=None, metavar="TASK:SEED", help="simulation: reset this scene first")
+    tk.add_argument("--cameras", default="front,left,right", help="cameras the start-up check requires ('' none)")
+    tk.add_argument("--scene-topic", default="", help="default: /scene/objects if published, else ground truth")
+    tk.add_argument("--picture", default=None, metavar="PNG", help="draw the waypoints over the first camera")
+    tk.add_argument("--dry-run", action="store_true", help="stop after the executor's checks and planning")
+    tk.add_argument("--yes", action="store_true", help="execute without asking")
+    tk.add_argument("--no-record", action="store_true", help="do not record the episode")
+    tk.add_argument("--planner", default=None, help="planner backend (default: the planner node's)")
+    tk.add_argument("--timeout", type=float, default=15.0, help="[s] for the start-up check and the scene")
+    tk.add_argument("--domain-id", type=int, default=None, help="ROS domain of the running graph")
+    tk.set_defaults(func=_cmd_task)
+    for name, what in (("stop", "cancel every goal and hold the arm (the executor's ~/stop)"),
+                       ("resume", "accept goals again after a stop")):  # fmt: skip
+        st = sub.add_parser(name, help=what)
+        st.add_argument("--domain-id", type=int, default=None, help="ROS domain of the running graph")
+        st.set_defaults(func=_cmd_stop)
 
     t = sub.add_parser("tasks", help="list the task suite with instruction templates")
     t.add_argument("--json", action="store_true", help="machine-readable output")

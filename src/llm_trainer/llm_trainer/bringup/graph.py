@@ -23,6 +23,9 @@ EXECUTABLES = {
     "planner_node": "llm_trainer.nodes.planner_node",
     "executor_node": "llm_trainer.nodes.executor_node",
     "recorder_node": "llm_trainer.nodes.recorder_node",
+    "perception_node": "llm_trainer.nodes.perception_node",
+    "realsense_node": "llm_trainer.nodes.realsense_node",
+    "bag_player_node": "llm_trainer.nodes.bag_player_node",
 }
 
 _ARG = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -98,6 +101,42 @@ def load_graph(name_or_path: str | Path) -> GraphSpec:
         return from_dict(GraphSpec, data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def describe(graph: GraphSpec, overrides: dict[str, Any] | None = None) -> str:
+    """The graph resolved, as a person reads it: arguments (given or default), then each node with its
+    executable, parameters and remappings. Unknown arguments are an error, as when starting it."""
+    args = {**graph.arguments, **(overrides or {})}
+    for node in graph.nodes:
+        graph.resolved_parameters(node, overrides)  # raises on unknown arguments
+    lines = [f"graph {graph.name}: {graph.description}", "arguments:"]
+    for key, value in args.items():
+        given = " (given)" if overrides and key in overrides else ""
+        lines.append(f"  {key}: {yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+                     f"{given}")  # fmt: skip
+    lines.append("nodes:")
+    for node in graph.nodes:
+        lines.append(f"  {node.name} ({node.executable} -> {node.module})")
+        for key, value in graph.resolved_parameters(node, overrides).items():
+            text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+            lines.append(f"    {key}: {text}")
+        for src, dst in node.remappings.items():
+            lines.append(f"    remap {src} -> {dst}")
+    return "\n".join(lines) + "\n"
+
+
+def argument_docs(name: str) -> dict[str, str]:
+    """Each graph argument's comment in its YAML file (the launch arguments' descriptions)."""
+    docs = {}
+    section = False
+    for line in graph_path(name).read_text().splitlines():
+        if not line.startswith(" "):
+            section = line.startswith("arguments:")
+            continue
+        m = re.match(r"^  ([A-Za-z_][A-Za-z0-9_]*):[^#]*#\s*(.+)$", line)
+        if section and m:
+            docs[m.group(1)] = m.group(2).strip()
+    return docs
 
 
 def ros_args(node: NodeSpec, parameters: dict[str, Any]) -> list[str]:

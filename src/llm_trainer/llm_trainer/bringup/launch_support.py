@@ -33,3 +33,33 @@ def launch_parameters(node: NodeSpec, launch_configuration) -> dict[str, Any]:
             parts.append(value[pos:])
         out[key] = parts[0] if len(parts) == 1 else parts
     return out
+
+
+def graph_launch_description(graph_name: str, extra_arguments: dict[str, str] | None = None):
+    """A ``LaunchDescription`` of ``config/graphs/<graph_name>.yaml``: one launch argument per graph argument
+    (documented with the YAML's comment text where given in ``extra_arguments``) and one ``Node`` per node."""
+    from launch.actions import DeclareLaunchArgument
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    from launch import LaunchDescription
+    from llm_trainer.bringup.graph import load_graph
+
+    graph = load_graph(graph_name)
+    docs = extra_arguments or {}
+    arguments = [
+        DeclareLaunchArgument(name, default_value=str(value), description=docs.get(name, f"graph argument {name}"))
+        for name, value in graph.arguments.items()
+    ]
+    nodes = [
+        Node(
+            package="llm_trainer",
+            executable=node.executable,
+            name=node.name,
+            parameters=[launch_parameters(node, LaunchConfiguration)],
+            remappings=list(node.remappings.items()),
+            output="screen",
+        )
+        for node in graph.nodes
+    ]
+    return LaunchDescription(arguments + nodes)

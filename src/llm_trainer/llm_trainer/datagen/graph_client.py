@@ -38,6 +38,8 @@ class GraphEndpoints:
     plan: str = "/planner/plan"
     execute: str = "/executor/execute_plan"
     episode: str = "/recorder/episode"
+    stop: str = "/executor/stop"
+    resume: str = "/executor/resume"
 
 
 class GraphClient:
@@ -210,6 +212,25 @@ class GraphClient:
         if not response.ok:
             raise GraphError(f"recorder refused to stop: {response.message}")
         return response
+
+    def stop(self, timeout: float = 5.0) -> str:
+        """The executor's ~/stop: every goal canceled, the arm held, new goals refused until ``resume``."""
+        return self._trigger(self.endpoints.stop, timeout)
+
+    def resume(self, timeout: float = 5.0) -> str:
+        return self._trigger(self.endpoints.resume, timeout)
+
+    def _trigger(self, name: str, timeout: float) -> str:
+        from std_srvs.srv import Trigger
+
+        client = self.node.create_client(Trigger, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise GraphError(f"no service {name} (is the executor running?)")
+            response = self._call(client, Trigger.Request(), timeout, name)
+            return response.message
+        finally:
+            self.node.destroy_client(client)
 
     def close(self) -> None:
         self._executor.shutdown(timeout_sec=1.0)

@@ -66,5 +66,22 @@ class ExecutorConfig:
             raise ValueError("open_width must be in (0, 0.08] m (the Franka Hand's stroke)")
 
 
+def scaled_speeds(config: ExecutorConfig, speed_scale: float) -> ExecutorConfig:
+    """The config with every speed and acceleration limit times ``speed_scale`` (0 < s <= 1; hardware bring-up)."""
+    import dataclasses
+
+    if not (isinstance(speed_scale, (int, float)) and 0 < speed_scale <= 1):
+        raise ValueError(f"speed_scale must be in (0, 1], got {speed_scale!r}")
+    t = config.timing
+    timing = dataclasses.replace(
+        t,
+        velocity_scaling=t.velocity_scaling * speed_scale,
+        acceleration_scaling=t.acceleration_scaling * speed_scale,
+        max_cartesian_speed=t.max_cartesian_speed * speed_scale,
+        max_yaw_speed=t.max_yaw_speed * speed_scale,
+    )
+    return dataclasses.replace(config, timing=timing)
+
+
 def load_executor_config(path: Path | str | None = None) -> ExecutorConfig:
     return load_section(ExecutorConfig, path or config_dir() / "executor.yaml", "executor")

@@ -59,6 +59,7 @@ class Agent:
         self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.x_mean = np.zeros(inputs, np.float32)
         self.x_std = np.ones(inputs, np.float32)
+        self._normalised = False
 
     def act(self, x: np.ndarray) -> tuple[np.ndarray, float, bool]:
         import torch
@@ -82,8 +83,12 @@ class Agent:
 
         if len(x) == 0 or updates <= 0:
             return float("nan")
-        self.x_mean = x.mean(0)
-        self.x_std = x.std(0) + 1e-3
+        if not self._normalised:
+            # Fixed at the first fit: an agent trained on a growing buffer keeps the input scale its
+            # weights were learned for (re-normalising every episode would shift every input).
+            self.x_mean = x.mean(0)
+            self.x_std = x.std(0) + 1e-3
+            self._normalised = True
         xn = torch.from_numpy(((x - self.x_mean) / self.x_std).astype(np.float32))
         y = torch.from_numpy(self.targets(actions))
         w = torch.from_numpy(np.asarray(weights, np.float32))

@@ -12,6 +12,11 @@ The hardware backends start only with ``confirm_hardware:=true`` and ``robot_ip:
 or their YAML). Obstacles come from the ``scene_topic`` (``/scene/ground_truth`` in simulation,
 ``/scene/objects`` from perception) unless the goal carries the scene its plan was made for
 (``use_scene``); without one, each plan waits for a scene published after its goal arrived.
+
+Operational safety on hardware: ``dry_run:=true`` (the lab graph's default) runs every goal's checks
+and planning but never moves, whatever the goal asks, until the node is started with
+``dry_run:=false``; ``speed_scale`` (0-1] scales every speed and acceleration limit; ``~/stop``
+(std_srvs/Trigger) cancels every goal, holds the arm and refuses new goals until ``~/resume``.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ import traceback
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
+from std_srvs.srv import Trigger
 
 from llm_trainer.config import ConfigError
 from llm_trainer.execution.backends import HARDWARE_BACKENDS, BackendUnavailable, make_hardware_backend
 from llm_trainer.execution.executor import ErrorCode, PlanExecutor
-from llm_trainer.execution.executor_config import load_executor_config
+from llm_trainer.execution.executor_config import load_executor_config, scaled_speeds
 from llm_trainer.ros.conversions import (
     primitive_from_msg,
     primitive_to_msg,
@@ -108,7 +114,12 @@ class ExecutorNode(Node):
         self.declare_parameter("confirm_hardware", False)
         self.declare_parameter("robot_ip", "")
         self.declare_parameter("hardware_config_file", "")  # default: config/<backend>.yaml
+        self.declare_parameter("dry_run", False)  # true: every goal is checked and planned, never executed
+        self.declare_parameter("speed_scale", 1.0)  # (0, 1]: times every speed and acceleration limit
         self.config = load_executor_config(self.get_parameter("config_file").value or None)
+        self.config = scaled_speeds(self.config, float(self.get_parameter("speed_scale").value))
+        self._force_dry_run = bool(self.get_parameter("dry_run").value)
+        self._stopped = threading.Event()
         backend_name = self.get_parameter("backend").value or self.config.backend
         self._group = ReentrantCallbackGroup()
         if backend_name in ("sim", "direct_sim"):
@@ -150,10 +161,37 @@ class ExecutorNode(Node):
             cancel_callback=self._on_cancel,
             callback_group=self._group,
         )
-        self.get_logger().info(f"executor ready: backend {backend_name}, scene from {topic or 'nowhere (table only)'}")
+        self.create_service(Trigger, "~/stop", self._on_stop, callback_group=self._group)
+        self.create_service(Trigger, "~/resume", self._on_resume, callback_group=self._group)
+        mode = "DRY RUN (checks only; start with dry_run:=false to move)" if self._force_dry_run else "live"
+        self.get_logger().info(
+            f"executor ready: backend {backend_name}, {mode}, speed scale "
+            f"{float(self.get_parameter('speed_scale').value):g}, scene from {topic or 'nowhere (table only)'}"
+        )
 
     def _on_goal(self, _goal) -> GoalResponse:
+        if self._stopped.is_set():
+            self.get_logger().warning("goal refused: the executor is stopped (call ~/resume)")
+            return GoalResponse.REJECT
         return GoalResponse.REJECT if self._busy.locked() else GoalResponse.ACCEPT
+
+    def _on_stop(self, _request, response: Trigger.Response) -> Trigger.Response:
+        """Cancel every goal (the backend stops and holds the arm) and refuse new ones until ~/resume."""
+        self._stopped.set()
+        events = list(self._cancel_events.values())
+        for event in events:
+            event.set()
+        self.get_logger().warning(f"STOP: {len(events)} goal(s) canceled; new goals refused until ~/resume")
+        response.success = True
+        response.message = f"stopped: {len(events)} goal(s) canceled, the arm holds; call ~/resume to go on"
+        return response
+
+    def _on_resume(self, _request, response: Trigger.Response) -> Trigger.Response:
+        was = self._stopped.is_set()
+        self._stopped.clear()
+        response.success = True
+        response.message = "resumed: goals are accepted again" if was else "was not stopped"
+        return response
 
     def _on_cancel(self, goal_handle) -> CancelResponse:
         event = self._cancel_events.get(bytes(goal_handle.goal_id.uuid))
@@ -181,8 +219,16 @@ class ExecutorNode(Node):
                     return _abort(goal_handle, ErrorCode.INVALID, problem)
                 try:
                     outcome = self.executor_core.execute(
-                        plan, dry_run=goal_handle.request.dry_run, feedback=feedback, cancel=cancel, scene=scene
+                        plan,
+                        dry_run=goal_handle.request.dry_run or self._force_dry_run,
+                        feedback=feedback,
+                        cancel=cancel,
+                        scene=scene,
                     )
+                    if self._force_dry_run and not goal_handle.request.dry_run and outcome.success:
+                        outcome.message = (outcome.message + "; " if outcome.message else "") + (
+                            "dry run only: the executor runs with dry_run:=true"
+                        )
                 except Exception as exc:  # noqa: BLE001 - a bug must still end the goal with its reason
                     self.get_logger().error(f"plan execution raised: {exc!r}\n{traceback.format_exc()}")
                     return _abort(goal_handle, ErrorCode.BACKEND_ERROR, f"internal error in the executor: {exc!r}")

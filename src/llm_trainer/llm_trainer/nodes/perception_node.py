@@ -45,6 +45,12 @@ from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 def load_queries(path: str) -> list[ObjectQuery]:
     if not path:
         raise ValueError("objects_file is required: a JSON/YAML list of the objects to find")
+    if not Path(path).is_absolute() and not Path(path).exists():
+        from llm_trainer.config import config_dir
+
+        # "config/lab_objects.yaml" from a launch file: the package's config folder, wherever it is installed.
+        beside = config_dir().parent / path
+        path = str(beside) if beside.exists() else path
     try:
         items = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:

@@ -40,7 +40,10 @@ class PlannerNode(Node):
         self.declare_parameter("backend", "")
         self.declare_parameter("scene_topic", "/scene/objects")
         self.declare_parameter("request_log", "")
+        self.declare_parameter("server_url", "")  # "": config's openai.base_url (an OpenAI-compatible server)
         self.config = load_planner_config(self.get_parameter("config_file").value or None)
+        if self.get_parameter("server_url").value:
+            self.config.openai.base_url = self.get_parameter("server_url").value
         self.default_backend = self.get_parameter("backend").value or self.config.backend
         self._planners = {self.default_backend: make_planner(self.default_backend, self.config)}
         self._latest_scene: SceneStateMsg | None = None
