@@ -17,7 +17,7 @@
     llm-trainer check-plan --scene SCENE.json ANSWER.txt
     llm-trainer plan --task "stack ..." --scene SCENE.json --planner transformers
     llm-trainer serve-llm --model smollm2 [--port 8080]
-    llm-trainer urdf > urdf/panda.urdf
+    llm-trainer urdf > urdf/panda.urdf; llm-trainer urdf --workcell [--calibration CAL.yaml] > urdf/workcell.urdf
     llm-trainer codepolicy check|run|generate ...; llm-trainer iteach --task put_block --episodes 40 --out DIR
 
 Bad input is answered with one ``llm-trainer: error: ...`` line and exit code 2, never a traceback.
@@ -608,10 +608,17 @@ def _cmd_serve_llm(args: argparse.Namespace) -> int:
     return serve(opts, log=lambda line: print(line, flush=True))
 
 
-def _cmd_urdf(_args: argparse.Namespace) -> int:
+def _cmd_urdf(args: argparse.Namespace) -> int:
     from llm_trainer.sim.panda_description import panda_urdf
 
-    sys.stdout.write(panda_urdf())
+    if args.calibration and not args.workcell:
+        raise ValueError("--calibration goes with --workcell (the camera frames)")
+    if args.workcell:
+        from llm_trainer.sim.workcell import workcell_urdf
+
+        sys.stdout.write(workcell_urdf(args.calibration))
+    else:
+        sys.stdout.write(panda_urdf())
     return 0
 
 
@@ -882,6 +889,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=_cmd_serve_llm)
 
     u = sub.add_parser("urdf", help="print the Panda URDF generated from the published kinematics")
+    u.add_argument("--workcell", action="store_true", help="the Panda on its mount, the table and the cameras")
+    u.add_argument("--calibration", default=None, help="camera extrinsics YAML (default config/realsense.yaml)")
     u.set_defaults(func=_cmd_urdf)
 
     from llm_trainer.iteach.commands import add_parsers as add_iteach_parsers
@@ -890,6 +899,9 @@ def build_parser() -> argparse.ArgumentParser:
     from llm_trainer.calibration.commands import add_parsers as add_calibration_parsers
 
     add_calibration_parsers(sub)
+    from llm_trainer.asmr.commands import add_parsers as add_asmr_parsers
+
+    add_asmr_parsers(sub)
     return parser
 
 

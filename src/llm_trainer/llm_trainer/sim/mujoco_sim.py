@@ -23,6 +23,13 @@ from llm_trainer.sim.sim_config import CameraConfig, SimConfig
 from llm_trainer.tasks.base import ObjectSpec, Part, SuccessReport, Task, TaskInstance
 
 TABLE_HEIGHT = 0.0  # the table top is the world's z = 0 plane; the robot base stands on it
+# The table as a box (centre, half extents) in the world; the workcell URDF (sim.workcell) uses the same.
+TABLE_CENTER = (0.45, 0.0, -0.025)
+TABLE_HALF_SIZE = (0.65, 0.8, 0.025)
+
+
+def _v(values) -> str:
+    return " ".join(f"{v:g}" for v in values)
 
 
 @dataclass
@@ -149,7 +156,7 @@ def build_scene_xml(instance: TaskInstance | None, config: SimConfig) -> str:
   <worldbody>
     <light pos="0.5 0 1.6" dir="0 0 -1" directional="true" castshadow="false" diffuse="0.5 0.5 0.5"/>
     <geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" rgba="0.35 0.35 0.38 1"/>
-    <geom name="table" type="box" pos="0.45 0 -0.025" size="0.65 0.8 0.025" rgba="0.78 0.7 0.58 1"
+    <geom name="table" type="box" pos="{_v(TABLE_CENTER)}" size="{_v(TABLE_HALF_SIZE)}" rgba="0.78 0.7 0.58 1"
           contype="1" conaffinity="1"/>
     {panda.panda_mjcf_body()}
     {"".join(bodies)}
