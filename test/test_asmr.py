@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from llm_trainer.asmr import commands
-from llm_trainer.asmr.attributes import check_paraphrase, extract
+from llm_trainer.asmr.attributes import check_dialogue, check_paraphrase, extract
 from llm_trainer.asmr.config import AsmrConfig, DepthConfig, PhotometricConfig, load_asmr_config
 from llm_trainer.asmr.paraphrase import LLMParaphraser, TemplateParaphraser, read_slots
 from llm_trainer.config import ConfigError, with_overrides
@@ -66,6 +66,22 @@ def test_extract_reads_roles_and_order():
     assert extract("put the blue block on the green block after the red block").order == ["red block", "blue block"]
 
 
+def test_a_dialogue_must_be_asked_for_by_the_user():
+    original = "put the sour fruit in the bowl"
+
+    def turns(*texts):
+        return [{"role": "user" if k % 2 == 0 else "robot", "text": t} for k, t in enumerate(texts)]
+
+    assert check_dialogue(original, turns("Could you help me?", "Sure.", "Put the sour fruit in the bowl.")).kept
+    told_by_robot = check_dialogue(original, turns("Sour fruit", "Put the sour fruit in the bowl."))
+    assert not told_by_robot.kept and "user's turns" in str(told_by_robot)
+    robot_adds = check_dialogue(original, turns("Put the sour fruit in the bowl.", "The lemon or the lime?"))
+    assert str(robot_adds).startswith("rejected: object: ") and "added by the robot" in str(robot_adds)
+    assert not check_dialogue(original, turns("", "Hello")).kept
+    as_text = "User: Sour fruit\nRobot: Put the sour fruit in the bowl."
+    assert str(check_paraphrase(original, as_text)) == str(told_by_robot)  # a dialogue given as text
+
+
 def test_empty_original_is_an_error_and_empty_paraphrase_a_rejection():
     with pytest.raises(ValueError, match="empty"):
         check_paraphrase("  ", "put the red block in the bin")
@@ -94,12 +110,10 @@ def test_template_paraphrases_of_every_task_pass_the_filter(task):
         dialogues = writer.dialogues(task, instruction, 2, seed)
         assert len(paraphrases) == 6 and len(dialogues) == 2
         assert instruction not in [p.text for p in paraphrases]
-        for c in paraphrases + dialogues:
-            assert check_paraphrase(instruction, c.text).kept, (
-                instruction,
-                c.text,
-                str(check_paraphrase(instruction, c.text)),
-            )
+        for c in paraphrases:
+            assert check_paraphrase(instruction, c.text).kept, (instruction, c.text)
+        for c in dialogues:
+            assert c.turns[0]["role"] == "user" and check_dialogue(instruction, c.turns).kept, (instruction, c.text)
         again = writer.candidates(task, instruction, 6, seed)
         assert [c.text for c in again] == [c.text for c in paraphrases]  # deterministic
 
@@ -191,7 +205,10 @@ def test_augment_language_keeps_the_verified_plan_and_references_the_source(sft_
         assert row["messages"][-1] == src["messages"][-1]
         assert row["messages"][0] == src["messages"][0]  # the system prompt is untouched
         assert aug["original_instruction"] == src["instruction"]
-        assert check_paraphrase(src["instruction"], row["instruction"]).kept
+        if aug["kind"] == "dialogue":
+            assert check_dialogue(src["instruction"], row["dialogue"]).kept
+        else:
+            assert check_paraphrase(src["instruction"], row["instruction"]).kept
         user = row["messages"][1]["content"]
         assert f"Task: {src['instruction']}\n" not in user
         assert row["prompt"] == row["messages"][0]["content"] + "\n\n" + user

@@ -579,10 +579,51 @@ def compare(original: Attributes, paraphrase: Attributes) -> Verdict:
     return Verdict(True)
 
 
+_TURN = re.compile(r"^\s*(user|robot)\s*:\s*(.*)$", re.I)
+
+
+def dialogue_turns(text: str) -> list[dict[str, str]] | None:
+    """``User: ...`` / ``Robot: ...`` lines -> turns, or None when ``text`` is not a dialogue."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    matches = [_TURN.match(line) for line in lines]
+    if len(lines) < 2 or not all(matches):
+        return None
+    return [{"role": m.group(1).lower(), "text": m.group(2).strip()} for m in matches]
+
+
 def check_paraphrase(original: str, paraphrase: str) -> Verdict:
-    """``kept`` or ``rejected: <attribute>: <what changed>`` for one rewording of ``original``."""
+    """``kept`` or ``rejected: <attribute>: <what changed>`` for one rewording of ``original``
+    (a text of ``User:``/``Robot:`` lines is checked as a dialogue, ``check_dialogue``)."""
     if not original.strip():
         raise ValueError("the original text is empty")
     if not paraphrase.strip():
         return Verdict(False, "text", "the paraphrase is empty")
+    turns = dialogue_turns(paraphrase)
+    if turns is not None:
+        return check_dialogue(original, turns)
     return compare(extract(original), extract(paraphrase))
+
+
+def check_dialogue(original: str, turns: list[dict[str, str]]) -> Verdict:
+    """A dialogue implies ``original`` when the user's turns, read together, ask for exactly it and
+    the robot's turns name nothing the original does not (no other colour, object, side, ...): the
+    robot may ask or confirm, but what is asked for must come from the user."""
+    if not original.strip():
+        raise ValueError("the original text is empty")
+    user = " ".join(t["text"] for t in turns if t.get("role") == "user")
+    robot = " ".join(t["text"] for t in turns if t.get("role") != "user")
+    if not user.strip():
+        return Verdict(False, "text", "the user says nothing")
+    verdict = check_paraphrase(original, user)
+    if not verdict.kept:
+        return Verdict(False, verdict.attribute, f"{verdict.detail} (in the user's turns)")
+    if robot.strip():
+        said, orig = extract(robot), extract(original)
+        for kind in ADJECTIVE_KINDS:
+            extra = sorted(said.values(kind) - orig.values(kind))
+            if extra:
+                return Verdict(False, kind, f"{', '.join(extra)} added by the robot")
+        extra = sorted(said.nouns() - orig.nouns())
+        if extra:
+            return Verdict(False, "object", f"{', '.join(extra)} added by the robot")
+    return Verdict(True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm_trainer.asmr.attributes import check_paraphrase
+from llm_trainer.asmr.attributes import check_dialogue, check_paraphrase
 from llm_trainer.asmr.config import AsmrConfig, LanguageConfig
 from llm_trainer.asmr.paraphrase import Candidate, LLMParaphraser, TemplateParaphraser, stable_seed
 
@@ -213,7 +213,10 @@ def augment_language(
                 kept = 0
                 for candidate in write(task, instruction, asked, seed):
                     stats[f"{kind}_candidates"] += 1
-                    verdict = check_paraphrase(instruction, candidate.text)
+                    if candidate.turns:
+                        verdict = check_dialogue(instruction, candidate.turns)
+                    else:
+                        verdict = check_paraphrase(instruction, candidate.text)
                     if not verdict.kept:
                         reasons[verdict.attribute] += 1
                         rejected.append(
