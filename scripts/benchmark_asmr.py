@@ -30,16 +30,26 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
+EQUAL_SIZE = 600  # texts per set for the size-fair distinct-n
+
+
 def _diversity(texts: list[str], groups: list[list[str]], embedder) -> dict:
-    from llm_trainer.asmr.diversity import distinct_n, mean_pairwise_distance
+    from llm_trainer.asmr.diversity import distinct_n, mean_pairwise_distance, words
 
     unique = sorted(set(texts))
+    # distinct-n is a share of all n-grams, so it falls as a set grows: also on an equal-size sample
+    rng = np.random.default_rng(0)
+    same_size = list(rng.choice(texts, EQUAL_SIZE, replace=False)) if len(texts) > EQUAL_SIZE else list(texts)
     out = {
         "texts": len(texts),
         "distinct_texts": len(unique),
         "distinct_1": round(distinct_n(texts, 1), 4),
         "distinct_2": round(distinct_n(texts, 2), 4),
         "distinct_3": round(distinct_n(texts, 3), 4),
+        "distinct_2_equal_size": round(distinct_n(same_size, 2), 4),
+        "distinct_3_equal_size": round(distinct_n(same_size, 3), 4),
+        "distinct_bigrams": len({tuple(w[i : i + 2]) for w in map(words, texts) for i in range(len(w) - 1)}),
+        "vocabulary": len({x for w in map(words, texts) for x in w}),
     }
     if embedder is not None and len(unique) >= 2:
         sample = unique if len(unique) <= 1500 else list(np.random.default_rng(0).choice(unique, 1500, replace=False))
@@ -95,6 +105,11 @@ def main() -> int:
     ap.add_argument("--no-embeddings", action="store_true")
     ap.add_argument("--out", default="runs/asmr-bench")
     args = ap.parse_args()
+    import os
+
+    from llm_trainer.bringup.local import default_gl_backend
+
+    os.environ.setdefault("MUJOCO_GL", default_gl_backend())  # the camera run renders headless
 
     from llm_trainer.asmr.attributes import check_paraphrase
     from llm_trainer.asmr.config import load_asmr_config
@@ -256,14 +271,15 @@ def _machine() -> dict:
 
 
 def _markdown(r: dict) -> str:
-    lines = ["| writer | texts | distinct texts | distinct-1 | distinct-2 | distinct-3 | mean pairwise dist. "
-             "| within-source dist. | preservation |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| texts | n | distinct texts | vocabulary | distinct bigrams | distinct-2 / -3 (600 texts) "
+             "| mean pairwise dist. | within-source dist. | kept by the filter |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
 
     def row(name, d, pres=""):
         lines.append(
-            f"| {name} | {d['texts']} | {d['distinct_texts']} | {d['distinct_1']} | {d['distinct_2']} | "
-            f"{d['distinct_3']} | {d.get('mean_pairwise_distance', '-')} | {d.get('within_source_distance', '-')} "
-            f"| {pres} |"
+            f"| {name} | {d['texts']} | {d['distinct_texts']} | {d['vocabulary']} | {d['distinct_bigrams']} | "
+            f"{d['distinct_2_equal_size']} / {d['distinct_3_equal_size']} | {d.get('mean_pairwise_distance', '-')} "
+            f"| {d.get('within_source_distance', '-')} | {pres} |"
         )
 
     row("original instructions", r["originals"])
@@ -278,6 +294,9 @@ def _markdown(r: dict) -> str:
         )
     elif "llm" in r:
         lines.append(f"| SmolLM2-135M | 0 kept | | | | | | | {r['llm']['passed_filter']}/{r['llm']['candidates']} |")
+    if "llm" in r:
+        lines.append("")
+        lines.append("SmolLM2 rejections by attribute: " + json.dumps(r["llm"]["rejected_by_attribute"]))
     lines.append("")
     lines.append(f"filter on hand-labelled cases: {r['filter_cases']['agree']}/{r['filter_cases']['cases']}")
     lines.append("images: " + json.dumps(r["images"]))

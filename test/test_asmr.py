@@ -78,6 +78,9 @@ def test_a_dialogue_must_be_asked_for_by_the_user():
     robot_adds = check_dialogue(original, turns("Put the sour fruit in the bowl.", "The lemon or the lime?"))
     assert str(robot_adds).startswith("rejected: object: ") and "added by the robot" in str(robot_adds)
     assert not check_dialogue(original, turns("", "Hello")).kept
+    refused = check_dialogue(original, turns("Put the sour fruit in the bowl.", "You will not have that task today."))
+    assert str(refused).startswith("rejected: negation: cannot be verified in the robot's turns")
+    assert check_dialogue(original, turns("Put the sour fruit in the bowl.", "No problem, doing it now.")).kept
     as_text = "User: Sour fruit\nRobot: Put the sour fruit in the bowl."
     assert str(check_paraphrase(original, as_text)) == str(told_by_robot)  # a dialogue given as text
 

@@ -604,6 +604,10 @@ def check_paraphrase(original: str, paraphrase: str) -> Verdict:
     return compare(extract(original), extract(paraphrase))
 
 
+#: What a robot may say that reads as a negation but is none ("no problem").
+_ROBOT_IDIOMS = re.compile(r"\b(no problem|not a problem|no worries|why not|no trouble)\b")
+
+
 def check_dialogue(original: str, turns: list[dict[str, str]]) -> Verdict:
     """A dialogue implies ``original`` when the user's turns, read together, ask for exactly it and
     the robot's turns name nothing the original does not (no other colour, object, side, ...): the
@@ -618,7 +622,9 @@ def check_dialogue(original: str, turns: list[dict[str, str]]) -> Verdict:
     if not verdict.kept:
         return Verdict(False, verdict.attribute, f"{verdict.detail} (in the user's turns)")
     if robot.strip():
-        said, orig = extract(robot), extract(original)
+        said, orig = extract(_ROBOT_IDIOMS.sub(" ", robot.lower())), extract(original)
+        if "negation" in said.flags and "negation" not in orig.flags:
+            return Verdict(False, "negation", f"cannot be verified in the robot's turns ({said.flags['negation']})")
         for kind in ADJECTIVE_KINDS:
             extra = sorted(said.values(kind) - orig.values(kind))
             if extra:

@@ -63,7 +63,7 @@ def _tiny_tokenizer():
     for suffix in ("", "</w>"):
         for c in _byte_symbols():
             vocab.setdefault(c + suffix, len(vocab))
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
 def tiny_random_pipeline(seed: int = 0):
@@ -106,7 +106,7 @@ def tiny_random_pipeline(seed: int = 0):
             intermediate_size=37,
             num_attention_heads=4,
             num_hidden_layers=2,
-            max_position_embeddings=16,
+            max_position_embeddings=77,
             bos_token_id=0,
             eos_token_id=1,
             pad_token_id=1,
