@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from llm_trainer.grasp import GRASP_REACH, box_distance
 from llm_trainer.scene import SceneState, normalize_yaw
 
 #: Plans longer than this are rejected as runaway model output.
@@ -103,7 +104,8 @@ class PlanRejected(ValueError):
 
 
 #: Defaults of the gripper-sequence checks (``validate_plan`` keyword arguments).
-GRASP_TOLERANCE = 0.015  # [m] how far outside an object's box the TCP may be when the gripper closes on it
+#: [m] how far outside an object's box the TCP may be when the gripper closes on it (``grasp``: one model)
+GRASP_TOLERANCE = GRASP_REACH
 MAX_RELEASE_HEIGHT = 0.05  # [m] highest gap under a released object before it counts as dropped mid-air
 
 
@@ -115,15 +117,6 @@ class _Held:
     size: tuple[float, float, float]
     offset: tuple[float, float, float]
     yaw_offset: float
-
-
-def _box_distance(point: tuple[float, float, float], centre, yaw: float, size) -> float:
-    """Distance from ``point`` to an object's (yawed) box; 0 inside it."""
-    dx, dy, dz = point[0] - centre[0], point[1] - centre[1], point[2] - centre[2]
-    c, s = math.cos(yaw), math.sin(yaw)
-    local = (c * dx + s * dy, -s * dx + c * dy, dz)
-    outside = [max(abs(v) - h / 2.0, 0.0) for v, h in zip(local, size)]
-    return math.sqrt(sum(v * v for v in outside))
 
 
 def _fmt(p) -> str:
@@ -230,7 +223,7 @@ def _object_at_tcp(name: str, tcp, where: dict, tolerance: float | None, index: 
     """The object the fingers close on (``name`` or the nearest one), or a rejection: no closing on nothing."""
     if tolerance is None:
         return name
-    distances = {n: _box_distance(tcp, c, y, s) for n, (c, y, s) in where.items()}
+    distances = {n: box_distance(tcp, c, y, s) for n, (c, y, s) in where.items()}
     if name:
         d = distances[name]
         if d > tolerance:
@@ -261,7 +254,7 @@ def _released(held: _Held, where: dict, scene: SceneState, max_height: float | N
             continue
         top = c[2] + s[2] / 2.0
         # Under the released object's centre, and not above its bottom by more than a finger's depth.
-        if _box_distance((centre[0], centre[1], c[2]), c, y, s) <= 1e-9 and support < top <= bottom + 0.02:
+        if box_distance((centre[0], centre[1], c[2]), c, y, s) <= 1e-9 and support < top <= bottom + 0.02:
             support, below = top, name
     gap = bottom - support
     if max_height is not None and gap > max_height:

@@ -22,11 +22,12 @@ under it. From that, ``WorldModel.context_for_move`` gives each ``move_gripper``
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from llm_trainer import grasp
+from llm_trainer.grasp import GRASP_REACH
 from llm_trainer.motion.collision import TABLE, Attachment, Box, CollisionContext
 from llm_trainer.motion.kinematics import top_down_rotation
 from llm_trainer.primitives import Primitive, PrimitiveKind
@@ -35,8 +36,8 @@ from llm_trainer.sim import panda_description as panda
 
 #: How far (m) a surface may lie below an object's bottom and still count as what it rests on / is put on.
 SUPPORT_BAND = 0.05
-#: A point within this of an object's box counts as "at" the object (for unnamed close_gripper).
-GRASP_REACH = 0.02
+#: [m] where the executor's TCP may be off the planned one (its position tolerance): added to the reach.
+TCP_SLACK = 0.005
 
 
 @dataclass(frozen=True)
@@ -77,17 +78,11 @@ class WorldModel:
         return [(n, b.size) for n, b in self.boxes.items()]
 
     def object_at(self, point: np.ndarray, reach: float = GRASP_REACH) -> str | None:
-        """The object whose box (grown by ``reach``) contains ``point``; the nearest centre wins."""
-        best, best_d = None, math.inf
-        for name, box in self.boxes.items():
-            if not box.contains_xy(point[0], point[1], reach):
-                continue
-            if not box.bottom_z - reach <= point[2] <= box.top_z + reach:
-                continue
-            d = float(np.linalg.norm(np.asarray(box.position) - point))
-            if d < best_d:
-                best, best_d = name, d
-        return best
+        """The object the closing fingers take at ``point`` (``grasp.object_at_tcp``), or None."""
+        return grasp.object_at_tcp(point, self._object_boxes(), reach=reach)
+
+    def _object_boxes(self) -> list[grasp.ObjectBox]:
+        return [(n, b.position, b.yaw, b.size) for n, b in self.boxes.items()]
 
     def hosts(self, box: Box, exclude: str = "") -> frozenset[str]:
         """What ``box`` rests on or sits inside (see the module docstring); TABLE when near the table."""
@@ -110,8 +105,9 @@ class WorldModel:
     # ------------------------------------------------------------------ events
     def close(self, object_name: str, tcp_position: np.ndarray, yaw: float) -> str | None:
         """The gripper closes at a TCP pose; returns the object it holds now (None: nothing there)."""
-        name = object_name if object_name in self.boxes else self.object_at(tcp_position)
-        if name is None or self.object_at(tcp_position, reach=0.03) != name:
+        reach = GRASP_REACH + TCP_SLACK
+        name = object_name if object_name in self.boxes else self.object_at(tcp_position, reach)
+        if name is None or grasp.object_at_tcp(tcp_position, self._object_boxes(), reach=reach, name=name) is None:
             # Nothing between the fingers where they close (or the named object is elsewhere).
             self.finger_width = 0.0
             self.held = None
@@ -128,23 +124,21 @@ class WorldModel:
         self.just_released = self.released_hosts = frozenset()
         return name
 
-    def held_at_start(self, tcp_position: np.ndarray, yaw: float, *, tolerance: float = 0.012) -> str | None:
+    def held_at_start(self, tcp_position: np.ndarray, yaw: float) -> str | None:
         """Attach the object the fingers already hold when a plan starts (None: nothing held).
 
         A plan may start with an object in the hand: dynamic replanning sends one primitive per
         request, so the lift after a ``close_gripper`` is a plan of its own. The scene says so
         through the gripper width: fingers stopped short of ``open_width`` on an object at the TCP
-        whose width across the fingers matches that opening (within ``tolerance``). Fingers closed
+        whose width across the fingers matches that opening (``grasp.held_by_width``). Fingers closed
         on nothing, or open around an object they just released, hold nothing.
         """
-        if self.scene is None or self.finger_width >= self.open_width - 0.005 or self.finger_width < 0.004:
+        if self.scene is None:
             return None
         tcp = np.asarray(tcp_position, float)
-        name = self.object_at(tcp, reach=0.03)
+        name = grasp.held_by_width(tcp, yaw, self.finger_width, self.open_width, self._object_boxes(),
+                                   reach=GRASP_REACH + TCP_SLACK)  # fmt: skip
         if name is None:
-            return None
-        across = self.extent_across_fingers(self.boxes[name], yaw)
-        if abs(across - self.finger_width) > tolerance:
             return None
         width = self.finger_width
         held = self.close(name, tcp, yaw)
@@ -174,9 +168,7 @@ class WorldModel:
     @staticmethod
     def extent_across_fingers(box: Box, yaw: float) -> float:
         """Width of ``box`` along the fingers' closing axis for a top-down grasp at ``yaw``."""
-        rel = box.yaw - yaw
-        # The fingers close along the hand's y axis, (sin yaw, -cos yaw) in the world for a top-down hand.
-        return abs(box.size[0] * math.sin(rel)) + abs(box.size[1] * math.cos(rel))
+        return grasp.extent_across_fingers(box.size, box.yaw, yaw)
 
     # ------------------------------------------------------------------ contexts
     def context_for_move(

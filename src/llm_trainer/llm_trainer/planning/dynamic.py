@@ -43,11 +43,10 @@ class DynamicOutcome:
 
 
 def _nearest(scene: SceneState) -> str:
-    """The object whose centre is nearest the gripper (what an unnamed close_gripper() grasped)."""
-    if not scene.objects:
-        return ""
-    ee = scene.ee_position
-    return min(scene.objects, key=lambda o: sum((a - b) ** 2 for a, b in zip(o.position, ee))).name
+    """What an unnamed close_gripper() grasped (``grasp.object_at_tcp``; "" when nothing was there)."""
+    from llm_trainer.grasp import object_at_tcp, scene_boxes
+
+    return object_at_tcp(scene.ee_position, scene_boxes(scene)) or ""
 
 
 def run_dynamic(
