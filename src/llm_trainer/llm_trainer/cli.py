@@ -7,6 +7,7 @@
     llm-trainer augment --demo RUN/bags/stack_blocks_000000 --task stack_blocks --target-successes 50 --out DIR
     llm-trainer train-bc --data DATASET.hdf5 --out POLICY.pt; llm-trainer rollout --policy ensemble ...
     llm-trainer record-bag --task put_block --seed 3 --out BAG
+    llm-trainer teleop --task stack_blocks --device keyboard|spacemouse|script:FILE --out runs/teleop
     llm-trainer perception-eval --bag BAG [--drop-camera front]
     llm-trainer export --from RUN_DIR --format robomimic|lerobot|sft-jsonl --out OUT [--images]
     llm-trainer show RUN_DIR [--episode ID]
@@ -467,6 +468,23 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_teleop(args: argparse.Namespace) -> int:
+    from llm_trainer.teleop.devices import make_device
+    from llm_trainer.teleop.session import TeleopOptions, record_teleop
+
+    options = TeleopOptions(task=args.task, seed=args.seed, out=Path(args.out), rate_hz=args.rate,
+                            max_steps=args.max_steps, stop_on_success=not args.keep_going,
+                            episode_id=args.episode_id or "")  # fmt: skip
+    options.validate()
+    from llm_trainer.tasks.registry import get_task
+
+    get_task(args.task)
+    with make_device(args.device) as device:
+        summary = record_teleop(options, device, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
 def _cmd_tasks(args: argparse.Namespace) -> int:
     from llm_trainer.tasks.registry import get_task, task_names
 
@@ -840,6 +858,17 @@ def build_parser() -> argparse.ArgumentParser:
         st = sub.add_parser(name, help=what)
         st.add_argument("--domain-id", type=int, default=None, help="ROS domain of the running graph")
         st.set_defaults(func=_cmd_stop)
+
+    te = sub.add_parser("teleop", help="record a source demo by teleoperating the simulated Panda (servo interface)")
+    te.add_argument("--task", required=True)
+    te.add_argument("--seed", type=int, default=0)
+    te.add_argument("--device", default="keyboard", help="keyboard | spacemouse | script:FILE (JSON lines)")
+    te.add_argument("--out", default="runs/teleop", help="run folder; the bag goes to OUT/bags/<episode>")
+    te.add_argument("--rate", type=float, default=10.0, help="[Hz] servo steps per second of simulation")
+    te.add_argument("--max-steps", type=int, default=3000)
+    te.add_argument("--keep-going", action="store_true", help="do not stop when the task's check succeeds")
+    te.add_argument("--episode-id", default=None)
+    te.set_defaults(func=_cmd_teleop)
 
     t = sub.add_parser("tasks", help="list the task suite with instruction templates")
     t.add_argument("--json", action="store_true", help="machine-readable output")

@@ -77,9 +77,11 @@ def find_events(demo: SourceDemo, close_names: list[str] | None = None) -> list[
 
 
 def nearest_object(demo: SourceDemo, pose: Pose, exclude: str = "") -> str:
-    candidates = [o for o in demo.scene.objects if o.name != exclude]
-    best = min(candidates, key=lambda o: np.linalg.norm(np.subtract(o.position, pose.position)), default=None)
-    return best.name if best is not None else ""
+    from llm_trainer.grasp import distances
+
+    # The one hand model's measure (distance to the object's box), with no reach limit: a close happened.
+    d = distances(pose.position, [(o.name, o.position, o.yaw, o.size) for o in demo.scene.objects if o.name != exclude])
+    return min(d, key=d.get) if d else ""
 
 
 def role_map(old_goal, new_goal, old_names: set[str], new_names: set[str]) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Teleoperation: record source demonstrations through the servo interface (keyboard, SpaceMouse, script)."""
