@@ -485,6 +485,25 @@ def _cmd_teleop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_teach(args: argparse.Namespace) -> int:
+    from llm_trainer.scene import SceneState
+    from llm_trainer.teleop.devices import KeyboardDevice
+    from llm_trainer.teleop.teaching import TeachOptions, connect, record_teaching
+
+    scene_path = Path(args.scene)
+    if not scene_path.is_file():
+        raise FileNotFoundError(f"{args.scene}: no scene JSON (llm-trainer scene ..., or a perceived /scene/objects)")
+    data = json.loads(scene_path.read_text())
+    scene = SceneState.from_dict(data.get("scene", data))
+    robot, gripper = connect(args.robot_ip, args.confirm_hardware)
+    options = TeachOptions(task=args.task, scene=scene, instruction=args.instruction, out=Path(args.out),
+                           rate_hz=args.rate)  # fmt: skip
+    with KeyboardDevice() as keys:
+        summary = record_teaching(robot, gripper, keys, options)
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
 def _cmd_tasks(args: argparse.Namespace) -> int:
     from llm_trainer.tasks.registry import get_task, task_names
 
@@ -869,6 +888,16 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--keep-going", action="store_true", help="do not stop when the task's check succeeds")
     te.add_argument("--episode-id", default=None)
     te.set_defaults(func=_cmd_teleop)
+
+    th = sub.add_parser("teach", help="record a source demo on the lab Panda in panda-py's teaching mode")
+    th.add_argument("--robot-ip", required=True)
+    th.add_argument("--confirm-hardware", action="store_true", help="required: this talks to the real robot")
+    th.add_argument("--task", required=True)
+    th.add_argument("--instruction", required=True, help="the task sentence of this demo")
+    th.add_argument("--scene", required=True, help="the scene JSON the demo starts from")
+    th.add_argument("--out", default="runs/teach")
+    th.add_argument("--rate", type=float, default=30.0, help="[Hz] state samples")
+    th.set_defaults(func=_cmd_teach)
 
     t = sub.add_parser("tasks", help="list the task suite with instruction templates")
     t.add_argument("--json", action="store_true", help="machine-readable output")
