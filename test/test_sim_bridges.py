@@ -386,3 +386,25 @@ def test_gazebo_module_cli_writes_and_refuses(tmp_path):
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown task 'nope'")
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_sim_node_picks_its_simulator_by_name(standin, tmp_path):
+    from llm_trainer.sim.backends import make_simulator
+    from llm_trainer.sim.mujoco_sim import MujocoSimulation
+
+    mujoco = make_simulator("mujoco", SimConfig(render_cameras=False))
+    try:
+        assert isinstance(mujoco, MujocoSimulation) and isinstance(mujoco, Simulator) and mujoco.timestep == 0.002
+    finally:
+        mujoco.close()
+    bridge = tmp_path / "coppeliasim.yaml"
+    bridge.write_text(f"coppeliasim:\n  host: 127.0.0.1\n  port: {standin.port}\n  scene: panda_lab.ttt\n")
+    coppelia = make_simulator("coppeliasim", small_config(), str(bridge))
+    try:
+        assert isinstance(coppelia, CoppeliaSimulation)
+        instance = coppelia.reset(get_task("put_block"), 1)
+        assert {o.name for o in coppelia.scene_state().objects} == {o.name for o in instance.objects}
+    finally:
+        coppelia.close()
+    with pytest.raises(ValueError, match="unknown simulator 'webots'"):
+        make_simulator("webots", SimConfig())

@@ -36,6 +36,7 @@ from llm_trainer.ros.conversions import scene_to_msg, seconds_from_stamp, stamp_
 from llm_trainer.ros.node_runner import run_node
 from llm_trainer.sensors.cameras import camera_topics
 from llm_trainer.sim import panda_description as panda
+from llm_trainer.sim.backends import make_simulator
 from llm_trainer.sim.mujoco_sim import MujocoSimulation
 from llm_trainer.sim.sim_config import SimConfig, load_sim_config
 from llm_trainer.sim.topics import SimTopics
@@ -73,6 +74,8 @@ class SimNode(Node):
         self.declare_parameter("camera_rate_hz", 0.0)  # 0: from the config file
         self.declare_parameter("real_time_factor", -1.0)  # <0: from the config file
         self.declare_parameter("success_settle_time", 0.5)
+        self.declare_parameter("simulator", "mujoco")  # mujoco | gazebo | coppeliasim (sim.backends)
+        self.declare_parameter("simulator_config_file", "")  # coppeliasim: default config/coppeliasim.yaml
         self.config = self._load_config()
 
         self._group = ReentrantCallbackGroup()
@@ -152,7 +155,9 @@ class SimNode(Node):
     # ------------------------------------------------------------------ physics thread
     def _physics_loop(self) -> None:
         try:
-            self.sim = MujocoSimulation(self.config)
+            self.sim = make_simulator(
+                self.get_parameter("simulator").value, self.config, self.get_parameter("simulator_config_file").value
+            )
             task = str(self.get_parameter("task").value)
             self.sim.reset(get_task(task), int(self.get_parameter("seed").value))
         except BaseException as exc:  # noqa: BLE001 - reported by the constructor

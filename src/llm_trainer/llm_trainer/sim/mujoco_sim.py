@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
 from llm_trainer.scene import ObjectState, SceneState, Workspace, normalize_yaw
 from llm_trainer.sim import panda_description as panda
+from llm_trainer.sim.base import GripperOutcome, Simulator, TrajectoryOutcome  # noqa: F401 - re-exported
 from llm_trainer.sim.sim_config import CameraConfig, SimConfig
 from llm_trainer.tasks.base import ObjectSpec, Part, SuccessReport, Task, TaskInstance
 
@@ -30,25 +30,6 @@ TABLE_HALF_SIZE = (0.65, 0.8, 0.025)
 
 def _v(values) -> str:
     return " ".join(f"{v:g}" for v in values)
-
-
-@dataclass
-class TrajectoryOutcome:
-    """How a trajectory ended. ``error_code`` follows FollowJointTrajectory.action."""
-
-    error_code: int  # 0 ok, -5 goal tolerance violated, -6 cancelled
-    final_error: float  # max |q - q_goal| at the end [rad]
-    max_tracking_error: float  # max |q - q_ref| while moving [rad]
-    duration: float  # simulated seconds
-    message: str = ""
-    final_positions: np.ndarray | None = None  # the arm's joint positions when it ended
-
-
-@dataclass
-class GripperOutcome:
-    width: float
-    stalled: bool
-    reached_goal: bool
 
 
 StepCallback = Callable[["MujocoSimulation"], None]
@@ -168,7 +149,7 @@ def build_scene_xml(instance: TaskInstance | None, config: SimConfig) -> str:
 </mujoco>"""
 
 
-class MujocoSimulation:
+class MujocoSimulation(Simulator):
     """A seeded, resettable MuJoCo scene of the Panda, a task's objects and cameras."""
 
     def __init__(self, config: SimConfig | None = None):
@@ -233,6 +214,10 @@ class MujocoSimulation:
     @property
     def time(self) -> float:
         return float(self.data.time)
+
+    @property
+    def timestep(self) -> float:
+        return float(self.model.opt.timestep)
 
     def step(self, n: int = 1) -> None:
         t0 = time.perf_counter()
