@@ -224,6 +224,19 @@ def test_augment_language_keeps_the_verified_plan_and_references_the_source(sft_
     assert summary["augmented"] == len(augmented) and summary["preservation_rate"] == 1.0
 
 
+def test_augment_language_reads_a_run_directory_too(sft_file, tmp_path):
+    run = sft_file.parent / "run"
+    out = tmp_path / "from_run.jsonl"
+    assert _cli(["augment-language", "--data", str(run), "--per-episode", "1", "--dialogues", "0",
+                 "--no-originals", "--seed", "3", "--out", str(out)]) == 0  # fmt: skip
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    episodes = {json.loads(x)["episode_id"] for x in sft_file.read_text().splitlines()}
+    assert len(rows) == len(episodes)
+    assert {r["augmentation"]["source"]["episode_id"] for r in rows} == episodes
+    assert all(r["augmentation"]["source"]["run"] == str(run) for r in rows)
+    assert (run / "episodes.jsonl").exists() and not (run / "from_run.jsonl").exists()
+
+
 def test_augment_language_refuses_to_overwrite(sft_file, tmp_path):
     with pytest.raises(ValueError, match="never written"):
         _cli(["augment-language", "--data", str(sft_file), "--out", str(sft_file)])
