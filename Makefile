@@ -8,7 +8,7 @@ BUILD_DIR := $(CURDIR)/build
 # rclpy needs ROS_LOG_DIR (or HOME); keep its logs inside the (gitignored) build folder.
 ROS_LOG_DIR_TEST := $(BUILD_DIR)/ros_log
 
-.PHONY: setup demo test test-fast test-full-torch lint bench bench-executor bench-planner bench-recording reader-venvs clean
+.PHONY: setup demo test test-fast test-full-torch test-diffusers lint bench bench-executor bench-planner bench-recording bench-asmr bench-iteach reader-venvs clean
 
 setup:
 	VENV="$(VENV)" bash scripts/setup.sh
@@ -34,6 +34,18 @@ test-fast: setup
 test-full-torch:
 	bash scripts/full_torch_venv.sh
 	PYTHONPATH=src/llm_trainer .venv-full/bin/python -m pytest test/test_perception_models.py -q -ra
+
+# Optional: the diffusion backend's test (diffusers beside the venv, reusing its torch; ~11 s, 62 MB; not in CI)
+test-diffusers: setup
+	$(VENV)/bin/pip install -q --no-deps --target .venv-diffusers diffusers==0.42.1
+	PYTHONPATH=.venv-diffusers $(PY) -m pytest test/test_asmr.py -q -ra
+
+bench-asmr: setup
+	PYTHONPATH=.venv-diffusers $(PY) scripts/benchmark_asmr.py --out runs/asmr-bench
+
+# About 21 min on 2 cores (put_block and stack_blocks, 60 episodes each).
+bench-iteach: setup
+	$(PY) scripts/benchmark_iteach.py --out runs/iteach
 
 reader-venvs:
 	bash scripts/reader_venvs.sh all

@@ -19,6 +19,9 @@
     llm-trainer plan --task "stack ..." --scene SCENE.json --planner transformers
     llm-trainer serve-llm --model smollm2 [--port 8080]
     llm-trainer urdf > urdf/panda.urdf; llm-trainer urdf --workcell [--calibration CAL.yaml] > urdf/workcell.urdf
+    llm-trainer augment-language --data SFT.jsonl|RUN_DIR --per-episode 4 --out AUG.jsonl [--backend openai]
+    llm-trainer check-paraphrase --original TEXT --paraphrase TEXT
+    llm-trainer augment-images --data RUN_DIR --out DIR [--method photometric,depth,diffusion --model FOLDER]
     llm-trainer codepolicy check|run|generate ...; llm-trainer iteach --task put_block --episodes 40 --out DIR
 
 Bad input is answered with one ``llm-trainer: error: ...`` line and exit code 2, never a traceback.
