@@ -244,22 +244,24 @@ assert r.render().max() > 0, "blank image"
 r.close()
 EOF
 }
-have_osmesa_lib() {
-    { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true; } | grep -q 'libOSMesa\.so'
-}
-install_osmesa_lib() {
+apt_install() {  # PACKAGE WHY: a Debian package, as root or with passwordless sudo
     local sudo=()
     command -v apt-get >/dev/null 2>&1 || return 1
     if [ "$(id -u)" != 0 ]; then
         command -v sudo >/dev/null 2>&1 || return 1
         sudo=(sudo -n)
     fi
-    info "apt-get install libosmesa6 (software OpenGL for MuJoCo)"
-    # apt-get update only when the package lists do not know libosmesa6 yet
-    if ! apt-cache show libosmesa6 >/dev/null 2>&1; then
+    info "apt-get install $1 ($2)"
+    if ! apt-cache show "$1" >/dev/null 2>&1; then
         ${sudo[@]+"${sudo[@]}"} apt-get update -qq || return 1
     fi
-    DEBIAN_FRONTEND=noninteractive ${sudo[@]+"${sudo[@]}"} apt-get install -y -qq --no-install-recommends libosmesa6 >/dev/null
+    DEBIAN_FRONTEND=noninteractive ${sudo[@]+"${sudo[@]}"} apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+}
+have_osmesa_lib() {
+    { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true; } | grep -q 'libOSMesa\.so'
+}
+install_osmesa_lib() {
+    apt_install libosmesa6 "software OpenGL for MuJoCo"
 }
 
 if [ -s "$GL_FILE" ]; then
@@ -281,6 +283,12 @@ else
         rm -f "$GL_FILE"
         info "WARNING: neither MUJOCO_GL=egl nor osmesa can render here; camera rendering will fail"
     fi
+fi
+
+# pyrealsense2's wheel links the system's libusb-1.0 (the RealSense node and its tests import it).
+if ! { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true; } | grep -q 'libusb-1\.0\.so\.0'; then
+    apt_install libusb-1.0-0 "libusb for pyrealsense2" ||
+        info "WARNING: could not install libusb-1.0-0 (not root / no apt-get?): the RealSense node will not import"
 fi
 
 # ---------------------------------------------------------------------------- done
