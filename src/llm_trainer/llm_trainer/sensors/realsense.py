@@ -48,10 +48,11 @@ from llm_trainer.sensors.cameras import (
 )
 from llm_trainer.sensors.image_codec import encode_color, encode_depth
 
-try:  # the Intel RealSense SDK's Python bindings; optional (only the real cameras need them)
-    import pyrealsense2 as rs
-except ImportError:  # pragma: no cover - depends on the environment
-    rs = None
+#: The Intel RealSense SDK's Python bindings, imported on first use (``require_pyrealsense2``): loading the
+#: SDK starts its threads, and a process that only reads this module's configuration (the CLI,
+#: calibration, the workcell URDF) must not carry them (a generator exited with SIGSEGV when it did).
+_UNLOADED: Any = object()
+rs: Any = _UNLOADED
 
 PACKAGE_HINT = "pip install 'pyrealsense2>=2.55,<3'"
 #: Frame rates the D435i offers for both colour and depth (at suitable resolutions).
@@ -85,6 +86,14 @@ class CameraDisconnected(RealSenseError):
 
 def require_pyrealsense2() -> Any:
     """The ``pyrealsense2`` module, or :class:`RealSenseUnavailable` naming the package."""
+    global rs
+    if rs is _UNLOADED:
+        try:
+            import pyrealsense2
+
+            rs = pyrealsense2
+        except ImportError:  # pragma: no cover - depends on the environment
+            rs = None
     if rs is None:
         raise RealSenseUnavailable(
             f"the RealSense cameras need the Intel RealSense SDK's Python bindings: {PACKAGE_HINT}"
@@ -289,13 +298,14 @@ def camera_model_from_intrinsics(name: str, intrinsics: Any, extrinsics: Extrins
 
 
 def _distortion_model(intrinsics: Any) -> str:
+    rs = require_pyrealsense2()
     # As realsense2_camera: Kannala-Brandt is "equidistant", the Brown-Conrady variants "plumb_bob".
     return "equidistant" if intrinsics.model == rs.distortion.kannala_brandt4 else "plumb_bob"
 
 
 def software_context() -> Any:
     """A context that lists software devices only (no USB scan): for ``software_device`` fixtures."""
-    require_pyrealsense2()
+    rs = require_pyrealsense2()
     try:
         settings = {"device-mask": int(rs.product_line.sw_only), "dds": False, "inherit": False}
         return rs.context(json.dumps(settings))
