@@ -16,11 +16,11 @@ from collections.abc import Callable
 import mujoco
 import numpy as np
 
-from llm_trainer.scene import ObjectState, SceneState, Workspace, normalize_yaw
+from llm_trainer.scene import Workspace, normalize_yaw
 from llm_trainer.sim import panda_description as panda
 from llm_trainer.sim.base import GripperOutcome, Simulator, TrajectoryOutcome  # noqa: F401 - re-exported
 from llm_trainer.sim.sim_config import CameraConfig, SimConfig
-from llm_trainer.tasks.base import ObjectSpec, Part, SuccessReport, Task, TaskInstance
+from llm_trainer.tasks.base import ObjectSpec, Part, Task, TaskInstance
 
 TABLE_HEIGHT = 0.0  # the table top is the world's z = 0 plane; the robot base stands on it
 # The table as a box (centre, half extents) in the world; the workcell URDF (sim.workcell) uses the same.
@@ -225,12 +225,6 @@ class MujocoSimulation(Simulator):
         self.physics_wall_time += time.perf_counter() - t0
         self.physics_steps += n
 
-    def step_for(self, seconds: float, on_step: StepCallback | None = None) -> None:
-        for _ in range(max(1, round(seconds / self.model.opt.timestep))):
-            self.step()
-            if on_step:
-                on_step(self)
-
     # ---------------------------------------------------------------- robot state
     def joint_positions(self) -> np.ndarray:
         return self.data.qpos[self._arm_qpos].copy()
@@ -243,9 +237,6 @@ class MujocoSimulation(Simulator):
 
     def finger_velocities(self) -> np.ndarray:
         return self.data.qvel[self._finger_dof].copy()
-
-    def gripper_width(self) -> float:
-        return float(self.finger_positions().sum())
 
     def commanded_joint_positions(self) -> np.ndarray:
         return self.data.ctrl[self._arm_act].copy()
@@ -343,35 +334,6 @@ class MujocoSimulation(Simulator):
                         q,
                     )
 
-    def move_gripper(
-        self,
-        width: float,
-        force: float = panda.GRIPPER_MAX_FORCE,
-        *,
-        on_step: StepCallback | None = None,
-        should_stop: StopCheck | None = None,
-        timeout: float = 1.5,
-    ) -> GripperOutcome:
-        """Drive the fingers to ``width`` with a force limit; stop early when they stall on an object."""
-        self.set_gripper_target(width, force)
-        t_start = self.time
-        still_since = None
-        while self.time - t_start < timeout:
-            if should_stop and should_stop():
-                break
-            self.step()
-            if on_step:
-                on_step(self)
-            moving = float(np.max(np.abs(self.finger_velocities()))) > 1e-3
-            if moving:
-                still_since = None
-            elif still_since is None:
-                still_since = self.time
-            if self.time - t_start > 0.1 and still_since is not None and self.time - still_since > 0.1:
-                break
-        reached = abs(self.gripper_width() - width) < 0.003
-        return GripperOutcome(self.gripper_width(), stalled=not reached, reached_goal=reached)
-
     # ---------------------------------------------------------------- scene
     def object_pose(self, spec: ObjectSpec) -> tuple[tuple[float, float, float], float]:
         if spec.movable:
@@ -380,35 +342,6 @@ class MujocoSimulation(Simulator):
             yaw = quat_to_yaw(self.data.xquat[body])
             return (float(pos[0]), float(pos[1]), float(pos[2])), normalize_yaw(yaw)
         return spec.position, spec.yaw
-
-    def scene_state(self) -> SceneState:
-        objects = []
-        for spec in self.instance.objects if self.instance else []:
-            pos, yaw = self.object_pose(spec)
-            objects.append(ObjectState(spec.name, pos, yaw, spec.size, spec.category, 1.0, 0))
-        tcp, _ = self.tcp_pose()
-        return SceneState(
-            objects=objects,
-            ee_position=(float(tcp[0]), float(tcp[1]), float(tcp[2])),
-            ee_yaw=normalize_yaw(self.tcp_yaw()),
-            gripper_width=self.gripper_width(),
-            workspace=self.workspace,
-            table_height=TABLE_HEIGHT,
-            source="ground_truth",
-        )
-
-    def check_success(self) -> SuccessReport:
-        if self.task is None or self.instance is None:
-            return SuccessReport(False, details={"error": "no episode has been reset"})
-        report = self.task.check_success(self.scene_state(), self.instance.goal)
-        held = self.objects_in_gripper()
-        if held:
-            report.conditions["gripper_released"] = False
-            report.details["held_objects"] = held
-            report.success = False
-        else:
-            report.conditions["gripper_released"] = True
-        return report
 
     def object_geom_ids(self, name: str) -> list[int]:
         """MuJoCo ids of every geom of an object of the episode (one per part)."""
