@@ -79,6 +79,31 @@ def yaw_of_quaternion_xyzw(q) -> float:
     return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
+class CommandedTargets:
+    """For simulator bridges that cannot read their controllers' commands back or report the TCP themselves:
+    the last commanded arm and gripper targets are kept here, the TCP comes from forward kinematics of the
+    measured joints. Put it before ``Simulator`` in the bases; call ``_init_targets()`` in ``__init__``."""
+
+    def _init_targets(self) -> None:
+        self._targets = panda.HOME_Q.copy()
+        self._gripper_target = 2 * panda.FINGER_TRAVEL
+        self._kin = None
+
+    def commanded_joint_positions(self) -> np.ndarray:
+        return self._targets.copy()
+
+    @property
+    def gripper_target(self) -> float:
+        return self._gripper_target
+
+    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._kin is None:
+            from llm_trainer.motion.kinematics import PandaKinematics
+
+            self._kin = PandaKinematics()
+        return self._kin.forward(self.joint_positions())
+
+
 class Simulator(ABC):
     """A seeded, resettable scene of the Panda, a task's objects and the contract's cameras."""
 

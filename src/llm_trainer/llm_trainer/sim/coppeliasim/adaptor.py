@@ -35,7 +35,7 @@ import numpy as np
 from llm_trainer.config import load_section
 from llm_trainer.sensors.cameras import rotation_to_quaternion
 from llm_trainer.sim import panda_description as panda
-from llm_trainer.sim.base import Simulator, yaw_of_quaternion_xyzw
+from llm_trainer.sim.base import CommandedTargets, Simulator, yaw_of_quaternion_xyzw
 from llm_trainer.sim.coppeliasim.remote_api import DEFAULT_PORT, RemoteApiClient, RemoteApiError
 from llm_trainer.sim.sim_config import CameraConfig, SimConfig
 from llm_trainer.tasks.base import ObjectSpec, Part, Task, TaskInstance
@@ -116,7 +116,7 @@ def horizontal_view_angle(cam: CameraConfig) -> float:
     return 2 * half_v
 
 
-class CoppeliaSimulation(Simulator):
+class CoppeliaSimulation(CommandedTargets, Simulator):
     """The Panda, a task's objects and the contract's cameras in a CoppeliaSim scene, stepped synchronously.
 
     ``client`` is anything with ``require("sim")`` (this package's ``RemoteApiClient`` by default, or the
@@ -146,11 +146,9 @@ class CoppeliaSimulation(Simulator):
         self._cameras: dict[str, int] = {}
         self._arm: list[int] = []
         self._fingers: list[int] = []
-        self._targets = panda.HOME_Q.copy()
-        self._gripper_target = 2 * panda.FINGER_TRAVEL
+        self._init_targets()
         self._dt = float(self.sim.getSimulationTimeStep())
         self._t0 = 0.0
-        self._kin = None
 
     # ---------------------------------------------------------------- episodes
     def _stop(self, timeout_s: float = 10.0) -> None:
@@ -253,20 +251,6 @@ class CoppeliaSimulation(Simulator):
 
     def finger_velocities(self) -> np.ndarray:
         return self._read(self.sim.getJointVelocity, self._fingers)
-
-    def commanded_joint_positions(self) -> np.ndarray:
-        return self._targets.copy()
-
-    @property
-    def gripper_target(self) -> float:
-        return self._gripper_target
-
-    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._kin is None:
-            from llm_trainer.motion.kinematics import PandaKinematics
-
-            self._kin = PandaKinematics()
-        return self._kin.forward(self.joint_positions())
 
     # ---------------------------------------------------------------- commands
     def set_arm_target(self, q: np.ndarray) -> None:

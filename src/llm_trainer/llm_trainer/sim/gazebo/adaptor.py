@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from llm_trainer.sim import panda_description as panda
-from llm_trainer.sim.base import Simulator, yaw_of_quaternion_xyzw
+from llm_trainer.sim.base import CommandedTargets, Simulator, yaw_of_quaternion_xyzw
 from llm_trainer.sim.gazebo.bridge import GZ_TO_ROS, ROS_TO_GZ
 from llm_trainer.sim.gazebo.names import GazeboNames
 from llm_trainer.sim.gazebo.world import build_world_sdf
@@ -87,7 +87,7 @@ class GazeboLink(ABC):
         """Stop what the link started."""
 
 
-class GazeboSimulation(Simulator):
+class GazeboSimulation(CommandedTargets, Simulator):
     def __init__(
         self,
         config: SimConfig | None = None,
@@ -102,10 +102,8 @@ class GazeboSimulation(Simulator):
         self.step_timeout_s = step_timeout_s
         self.task: Task | None = None
         self.instance: TaskInstance | None = None
-        self._targets = panda.HOME_Q.copy()
-        self._gripper_target = 2 * panda.FINGER_TRAVEL
+        self._init_targets()
         self._t0 = 0.0
-        self._kin = None
 
     # ---------------------------------------------------------------- episodes and stepping
     def reset(self, task: Task, seed: int, *, settle: bool = True) -> TaskInstance:
@@ -164,20 +162,6 @@ class GazeboSimulation(Simulator):
 
     def finger_velocities(self) -> np.ndarray:
         return self._joints(panda.FINGER_JOINT_NAMES, 1)
-
-    def commanded_joint_positions(self) -> np.ndarray:
-        return self._targets.copy()
-
-    @property
-    def gripper_target(self) -> float:
-        return self._gripper_target
-
-    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._kin is None:
-            from llm_trainer.motion.kinematics import PandaKinematics
-
-            self._kin = PandaKinematics()
-        return self._kin.forward(self.joint_positions())
 
     # ---------------------------------------------------------------- commands
     def set_arm_target(self, q: np.ndarray) -> None:
