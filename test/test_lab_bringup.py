@@ -252,3 +252,54 @@ def test_an_executor_started_with_dry_run_never_moves(tmp_path) -> None:
     log = (tmp_path / "logs" / "executor.log").read_text()
     assert "DRY RUN" in log and "speed scale 0.5" in log
     assert json.dumps(summary)
+
+
+@pytest.mark.ros
+def test_the_replay_graph_plays_a_bag_into_perception(tmp_path) -> None:
+    """The replay graph as launched: bag_player publishes the bag's camera streams, perception answers with
+    the scene, every queried object found; with one camera left out of playback, the others' objects."""
+    import random
+    import threading
+
+    from llm_trainer.bringup.local import LocalGraph
+    from llm_trainer.datagen.graph_client import GraphClient
+    from llm_trainer.perception.scene_bag import record_scene_bag
+    from llm_trainer.recording.bag_reader import read_episode_metadata
+    from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
+
+    bag = record_scene_bag("put_block", 3, tmp_path / "put_block_3", seconds=0.6)
+    queries = read_episode_metadata(bag)["perception"]["queries"]
+    objects = tmp_path / "objects.json"
+    objects.write_text(json.dumps(queries))
+    for cameras in ("", "left,right"):
+        domain = random.randint(201, 230)
+        # Looping: a pass sent before perception's readers saw the player is lost; a later one is not.
+        args = {"bag": str(bag), "rate": 1.0, "loop": True, "objects_file": str(objects), "cameras": cameras,
+                "perception_cameras": cameras or "front,left,right"}  # fmt: skip
+        logs = tmp_path / f"logs{cameras or 'all'}"
+        client = GraphClient(domain_id=domain, record=False, node_name="replay_test")
+        scenes: list = []
+        done = threading.Event()
+
+        def on_scene(msg, scenes=scenes, done=done, everything=not cameras) -> None:
+            scenes.append(msg)
+            if len(msg.objects) == len(queries) or not everything:
+                done.set()
+
+        # Subscribed before the graph starts: each pass of the bag takes about a second.
+        client.node.create_subscription(SceneStateMsg, "/scene/objects", on_scene, 10)
+        try:
+            with LocalGraph(load_graph("replay"), args, log_dir=logs, domain_id=domain) as local:
+                for _ in range(60):
+                    local.check_alive()
+                    if done.wait(1.0):
+                        break
+                assert done.is_set(), ([len(m.objects) for m in scenes], (logs / "perception.log").read_text()[-1500:])
+                names = {o.name for o in scenes[-1].objects}
+                if not cameras:
+                    assert names == {q["name"] for q in queries}
+                else:  # a camera short: what the others see, never an invented object
+                    assert names and names <= {q["name"] for q in queries}
+        finally:
+            client.close()
+        assert "playing" in (logs / "bag_player.log").read_text()

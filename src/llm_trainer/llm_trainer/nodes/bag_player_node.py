@@ -7,12 +7,13 @@ What ``ros2 bag play`` does on a full install, for the topics perception reads (
 CameraInfo, the latched extrinsics): the recorded CDR bytes unchanged, at the recorded pace times
 ``rate`` (0: as fast as the subscribers take them), ``loop`` to repeat, stamps as recorded. The
 extrinsics go out once, latched (transient local), as the simulator and the RealSense node send them.
-``cameras`` limits playback to some cameras (a missing camera, for degradation tests).
+``cameras`` limits playback to some cameras (a missing camera, for degradation tests). Playback starts
+once every topic has a subscriber (or after ``wait_for_subscribers_s``). A loop repeats the recorded
+stamps, so a node that processes each stamp once (perception) answers the first pass only.
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from pathlib import Path
@@ -21,15 +22,11 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from llm_trainer.config import ConfigError
+from llm_trainer.ros.conversions import message_class
 from llm_trainer.ros.node_runner import run_node
 from llm_trainer.sensors.cameras import camera_of_topic
 
-MSG_TYPES = {
-    "sensor_msgs/msg/CompressedImage": ("sensor_msgs.msg", "CompressedImage"),
-    "sensor_msgs/msg/Image": ("sensor_msgs.msg", "Image"),
-    "sensor_msgs/msg/CameraInfo": ("sensor_msgs.msg", "CameraInfo"),
-    "geometry_msgs/msg/TransformStamped": ("geometry_msgs.msg", "TransformStamped"),
-}
+MATCH_SETTLE_S = 2.0  # [s]
 
 
 class BagPlayerNode(Node):
@@ -39,7 +36,7 @@ class BagPlayerNode(Node):
         self.declare_parameter("rate", 1.0)  # x recorded pace; 0: as fast as possible
         self.declare_parameter("loop", False)
         self.declare_parameter("cameras", "")  # "": every camera in the bag
-        self.declare_parameter("start_delay_s", 1.0)  # let subscribers match first
+        self.declare_parameter("wait_for_subscribers_s", 30.0)  # play once every topic has a subscriber, or after this
         from llm_trainer.recording.bag_reader import read_raw_messages
 
         bag = Path(self.get_parameter("bag").value)
@@ -49,7 +46,7 @@ class BagPlayerNode(Node):
         if rate < 0:
             raise ConfigError(f"bag_player: rate must be >= 0, got {rate}")
         wanted = {c for c in str(self.get_parameter("cameras").value).split(",") if c}
-        messages = [m for m in read_raw_messages(bag) if camera_of_topic(m[1]) and m[2] in MSG_TYPES]
+        messages = [m for m in read_raw_messages(bag) if camera_of_topic(m[1])]
         if wanted:
             messages = [m for m in messages if camera_of_topic(m[1])[0] in wanted]
         if not messages:
@@ -62,8 +59,7 @@ class BagPlayerNode(Node):
         self.pubs = {}
         for _, topic, msgtype, _ in self.messages:
             if topic not in self.pubs:
-                module, name = MSG_TYPES[msgtype]
-                kind = getattr(importlib.import_module(module), name)
+                kind = message_class(msgtype)
                 qos = latched if topic.endswith("/extrinsics") else reliable
                 self.pubs[topic] = self.create_publisher(kind, topic, qos)
         self.rate, self.loop = rate, bool(self.get_parameter("loop").value)
@@ -74,7 +70,14 @@ class BagPlayerNode(Node):
         self.get_logger().info(f"playing {len(self.messages)} messages of {', '.join(cams)} from {bag} at x{rate:g}")
 
     def _play(self) -> None:
-        if self._stop.wait(float(self.get_parameter("start_delay_s").value)):
+        # As `ros2 bag play` waits for its readers: what is played before a subscriber has matched is lost.
+        deadline = time.monotonic() + float(self.get_parameter("wait_for_subscribers_s").value)
+        while any(p.get_subscription_count() == 0 for p in self.pubs.values()) and time.monotonic() < deadline:
+            if self._stop.wait(0.1):
+                return
+        # The publisher sees a subscriber before the subscriber sees the publisher; what is sent in between
+        # is lost (volatile topics), so the match gets time to settle on both sides.
+        if self._stop.wait(MATCH_SETTLE_S):
             return
         latched_sent: set[str] = set()
         while not self._stop.is_set():

@@ -27,12 +27,6 @@ import numpy as np
 from llm_trainer.perception.evaluation import score, summary
 from llm_trainer.sensors.cameras import camera_of_topic
 
-MSG_TYPES = {
-    "sensor_msgs/msg/CompressedImage": ("sensor_msgs.msg", "CompressedImage"),
-    "sensor_msgs/msg/CameraInfo": ("sensor_msgs.msg", "CameraInfo"),
-    "geometry_msgs/msg/TransformStamped": ("geometry_msgs.msg", "TransformStamped"),
-}
-
 
 @dataclass
 class EvalOptions:
@@ -109,12 +103,11 @@ def perception_eval(options: EvalOptions, log=print) -> dict[str, Any]:
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     pubs = {}
-    import importlib
+    from llm_trainer.ros.conversions import message_class
 
     for _, topic, msgtype, _ in replayed:
         if topic not in pubs:
-            module, name = MSG_TYPES[msgtype]
-            kind = getattr(importlib.import_module(module), name)
+            kind = message_class(msgtype)
             pubs[topic] = node.create_publisher(kind, topic, latched if topic.endswith("/extrinsics") else reliable)
     from rclpy.executors import SingleThreadedExecutor
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -156,3 +157,9 @@ def trajectory_from_msg(msg: JointTrajectoryMsg) -> JointTrajectory:
     times = np.array([seconds_from_stamp(p.time_from_start) for p in msg.points])
     positions = np.array([list(p.positions) for p in msg.points], dtype=float).reshape(len(msg.points), -1)
     return JointTrajectory(tuple(msg.joint_names), times, positions)
+
+
+def message_class(msgtype: str):
+    """The rclpy message class of a ROS 2 type name as bags store it (``sensor_msgs/msg/CompressedImage``)."""
+    package, kind, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.{kind}"), name)
