@@ -204,23 +204,13 @@ def test_codepolicy_check_and_run_answer_one_line(tmp_path) -> None:
     assert r.returncode == 0 and r.stdout.startswith("success: put_block seed 3"), r.stdout + r.stderr
 
 
-class ScriptedWriter:
-    """A text backend with fixed answers in order (what a model would say), for the prompting plumbing."""
+def _replay(tmp_path, name: str, answers: list[str]):
+    """The replay backend (recorded answers, in order): what a model said, without the model."""
+    from llm_trainer.planning.replay import ReplayConfig, ReplayGenerator
 
-    supports = ("none", "json_schema")
-
-    def __init__(self, answers):
-        self.answers = list(answers)
-        self.prompts = []
-
-    def generate(self, request):
-        from llm_trainer.planning.llm import Generation
-
-        self.prompts.append(request.prompt.user)
-        return Generation(self.answers.pop(0))
-
-    def close(self):
-        pass
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps({"raw_answer": a}) + "\n" for a in answers))
+    return ReplayGenerator(ReplayConfig(str(path)))
 
 
 def _scene() -> dict:
@@ -229,7 +219,7 @@ def _scene() -> dict:
                                       "category": "block"}}}  # fmt: skip
 
 
-def test_hierarchical_prompting_reasks_a_refused_function_with_the_reason() -> None:
+def test_hierarchical_prompting_reasks_a_refused_function_with_the_reason(tmp_path) -> None:
     from llm_trainer.iteach.prompting import CodePolicyGenerationError, CodePolicyWriter
 
     answers = [
@@ -239,19 +229,18 @@ def test_hierarchical_prompting_reasks_a_refused_function_with_the_reason() -> N
         "    return {'move': [p[0] - scene['hand']['position'][0], 0.0, 0.0]}\n```",
         "def go_done(scene):\n    return True\n",
     ]
-    gen = ScriptedWriter(answers)
-    result = CodePolicyWriter(gen, retries=1).write(_scene())
+    result = CodePolicyWriter(_replay(tmp_path, "ok", answers), retries=1).write(_scene())
     assert result.steps == ["go"] and check_source(result.source) == ["go"]
-    assert "import of 'os' is not allowed" in gen.prompts[2]  # the re-ask names the reason
+    prompts = [t["prompt"] for t in result.transcript]
+    assert "import of 'os' is not allowed" in prompts[2]  # the re-ask names the reason
     assert [t["stage"] for t in result.transcript] == ["steps", "go_action", "go_action", "go_done"]
-    assert "red_block" in gen.prompts[0] and "scene[" in gen.prompts[1]
+    assert "red_block" in prompts[0] and "scene[" in prompts[1]
     with pytest.raises(CodePolicyGenerationError) as err:
-        CodePolicyWriter(ScriptedWriter(answers[:2] + [answers[1]]), retries=1).write(_scene())
+        CodePolicyWriter(_replay(tmp_path, "refused", answers[:2] + [answers[1]]), retries=1).write(_scene())
     assert len(err.value.reasons) == 2 and all("import of 'os'" in r for r in err.value.reasons)
     with pytest.raises(CodePolicyGenerationError, match="snake_case"):
-        CodePolicyWriter(ScriptedWriter(['{"steps": [{"name": "go left", "description": "x"}]}']), retries=0).write(
-            _scene()
-        )
+        bad = _replay(tmp_path, "bad", ['{"steps": [{"name": "go left", "description": "x"}]}'])
+        CodePolicyWriter(bad, retries=0).write(_scene())
 
 
 def test_an_iteach_run_trains_evaluates_and_goes_on_past_a_failing_codepolicy(tmp_path) -> None:
