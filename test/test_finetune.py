@@ -332,7 +332,7 @@ def test_evaluate_writes_table_i_and_its_chart_with_the_records_behind_each_cell
         records = (Path(planner["run"]) / "episodes.jsonl").read_text().splitlines()
         assert len(records) == 4
         seeds = {json.loads(r)["seed"] for r in records}
-        assert seeds == {1_000_000, 1_000_001}  # test seeds, never training ones
+        assert seeds == {1_000_000, 1_000_001, 41_000_000, 41_000_001}  # each task's test seeds, never training ones
     bad = results["planners"][1]
     assert bad["failure_kinds"] == {"plan_rejected": 4}
     # Run again: both runs are complete, nothing is re-run, the table is the same.
@@ -369,7 +369,7 @@ def test_the_data_scale_helper_trains_nested_subsets_and_tables_one_row_per_size
     summary = data_scale(options, log=lambda _l: None)
     subsets = {n: [json.loads(x) for x in (tmp_path / "scale" / f"n{n}" / "sft.jsonl").read_text().splitlines()]
                for n in (1, 2)}  # fmt: skip
-    assert sorted((r["task"], r["seed"]) for r in subsets[1]) == [("close_jar", 0), ("put_block", 0)]
+    assert sorted((r["task"], r["seed"]) for r in subsets[1]) == [("close_jar", 40_000_000), ("put_block", 0)]
     assert {(r["task"], r["seed"]) for r in subsets[1]} < {(r["task"], r["seed"]) for r in subsets[2]}
     assert summary["samples"] == {1: 2, 2: 4}
     table = Path(summary["table"]).read_text().splitlines()

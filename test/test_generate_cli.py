@@ -149,11 +149,47 @@ def test_cli_bad_input_is_one_error_line(args, message, ros_env, tmp_path):
     assert not (tmp_path / "x").exists() and not Path("x").exists()
 
 
+def test_seeds_are_disjoint_across_tasks_and_splits(tmp_path):
+    """No two tasks share a seed (correlated layouts across a multi-task dataset), a test seed is never
+    a training seed, and a run started before seeds were per task is refused with that difference."""
+    from llm_trainer.datagen.run_store import RunStore, seed_for, slots
+    from llm_trainer.tasks.registry import register, seed_block, task_names
+
+    names = task_names()
+    assert len(names) == 15 and len({seed_block(t) for t in names}) == 15
+    seen: dict[int, tuple[str, str]] = {}
+    for task in names:
+        for split in ("train", "test"):
+            for i in (*range(1000), 999_999):
+                seed = seed_for(split, 0, i, task)
+                assert seed not in seen, (task, split, i, seen.get(seed))
+                seen[seed] = (task, split)
+    assert [seed_for("train", 5, i, "put_block") for i in range(3)] == [5, 6, 7]  # block 0: plain seed + i
+    assert seed_for("test", 0, 0, "stack_blocks") == 11_000_000
+    assert [s.seed for s in slots(["stack_blocks", "put_block"], 2, 0, "train")] == [10_000_000, 10_000_001, 0, 1]
+    with pytest.raises(ValueError, match="--seed must be within"):
+        seed_for("train", 9_000_000, 0, "put_block")  # would reach into the next task's block
+    with pytest.raises(ValueError, match="seed block 3 with 'meat_off_grill'"):
+        register("my_task", lambda: None, seed_block=3)
+
+    run = tmp_path / "old"
+    run.mkdir()
+    config = {"tasks": ["put_block"], "episodes": 2, "seed": 0, "seeds": "per_task", "split": "train",
+              "planner": "oracle", "graph": "sim", "render_cameras": False, "camera_rate_hz": 5.0,
+              "record": True}  # fmt: skip
+    old = {k: v for k, v in config.items() if k != "seeds"}
+    (run / "run.json").write_text(json.dumps({"version": 1, "config": old}))
+    with pytest.raises(ValueError, match="seeds: None -> 'per_task'"):
+        RunStore(run, config).open()
+    assert RunStore(run, config).open(force=True) == {}
+
+
 def test_cli_tasks_and_scene(ros_env):
     proc = _run(["tasks", "--json"], ros_env, timeout=60)
     assert proc.returncode == 0
-    names = [t["name"] for t in json.loads(proc.stdout)]
-    assert {"put_block", "stack_blocks"} <= set(names)
+    rows = {t["name"]: t for t in json.loads(proc.stdout)}
+    assert {"put_block", "stack_blocks"} <= set(rows)
+    assert rows["stack_blocks"]["first_seeds"] == {"train": 10_000_000, "test": 11_000_000}
     proc = _run(["scene", "--task", "stack_blocks", "--seed", "3"], ros_env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     scene = json.loads(proc.stdout)

@@ -310,7 +310,7 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
     results = []
     try:
         for i in range(args.episodes):
-            seed = seed_for(args.split, args.seed, i)
+            seed = seed_for(args.split, args.seed, i, args.task)
             r = rollout(sim, args.task, seed, args.policy, bc=bc, demo=demo, annotation=annotation)
             results.append({"seed": seed, **r.__dict__})
             print(f"[{i + 1}/{args.episodes}] {'ok  ' if r.success else 'FAIL'} seed {seed} ({r.steps} steps, "
@@ -508,6 +508,7 @@ def _cmd_teach(args: argparse.Namespace) -> int:
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
+    from llm_trainer.datagen.run_store import seed_for
     from llm_trainer.tasks.registry import get_task, task_names
 
     rows = []
@@ -519,6 +520,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
                 "instruction_template": task.instruction_template,
                 "oracle_solvable": task.oracle_solvable,
                 "description": task.description,
+                "first_seeds": {split: seed_for(split, 0, 0, name) for split in ("train", "test")},
             }
         )
     if args.json:
@@ -527,7 +529,8 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         width = max(len(r["name"]) for r in rows)
         for r in rows:
             solver = "oracle" if r["oracle_solvable"] else "LLM only"
-            print(f"{r['name']:<{width}}  [{solver}]  {r['instruction_template']}")
+            seeds = f"seeds {r['first_seeds']['train']}+ / test {r['first_seeds']['test']}+"
+            print(f"{r['name']:<{width}}  [{solver}]  {seeds:<34}  {r['instruction_template']}")
     return 0
 
 
@@ -675,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tasks", default=None, help="several tasks, comma-separated, or 'all'")
     g.add_argument("--episodes", type=int, required=True, help="number of episodes per task")
     g.add_argument("--split", choices=("train", "test"), default="train",
-                   help="seed range: test seeds (seed + 1,000,000 + i) are never training seeds")  # fmt: skip
+                   help="seed range: a test seed is never a training seed (each task has its own seeds)")  # fmt: skip
     g.add_argument("--runner", choices=("graph", "inprocess"), default="graph",
                    help="graph: the node graph over DDS (default); inprocess: the same code, no DDS")  # fmt: skip
     g.add_argument("--ray-address", default=None, metavar="local|auto|HOST:PORT",
@@ -687,7 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="live progress bars per task (default: when stderr is a terminal)")  # fmt: skip
     g.add_argument("--planner", default="oracle", help="planner backend (default: oracle)")
     g.add_argument("--out", required=True, help="run directory; re-running on it continues where it stopped")
-    g.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i")
+    g.add_argument(
+        "--seed", type=int, default=0, help="base seed: slot i of a task uses its block's seed+i (run_store.seed_for)"
+    )
     g.add_argument("--workers", type=int, default=1, help="parallel node graphs (each on its own ROS domain)")
     g.add_argument("--no-cameras", action="store_true", help="do not render or record camera images")
     g.add_argument("--camera-rate", type=float, default=5.0, help="camera rate in simulated Hz (default 5)")

@@ -65,7 +65,7 @@ def _candidates(options: AugmentOptions, demo: SourceDemo) -> list[Annotation]:
 def augment(options: AugmentOptions, log=print) -> dict[str, Any]:
     from llm_trainer.datagen.episode import run_episode_in_process
     from llm_trainer.datagen.inprocess import InProcessRecorder
-    from llm_trainer.datagen.run_store import RunStore, seed_for
+    from llm_trainer.datagen.run_store import SEED_SCHEME, RunStore, seed_for
     from llm_trainer.execution.backend import DirectSimBackend
     from llm_trainer.execution.executor import PlanExecutor
     from llm_trainer.execution.executor_config import load_executor_config
@@ -79,9 +79,9 @@ def augment(options: AugmentOptions, log=print) -> dict[str, Any]:
     out = Path(options.out)
     candidates = _candidates(options, demo)
     config = {
-        "tasks": [options.task], "episodes": options.attempts_cap, "seed": options.seed, "split": "train",
-        "planner": "warped_demo", "graph": "inprocess", "render_cameras": options.cameras, "camera_rate_hz": 5.0,
-        "record": options.record,
+        "tasks": [options.task], "episodes": options.attempts_cap, "seed": options.seed, "seeds": SEED_SCHEME,
+        "split": "train", "planner": "warped_demo", "graph": "inprocess", "render_cameras": options.cameras,
+        "camera_rate_hz": 5.0, "record": options.record,
         "augment": {"demo": str(Path(options.demo).resolve()), "target": options.target_successes,
                     "annotations": [a.to_dict() for a in candidates], "stride": options.stride},
     }  # fmt: skip
@@ -121,7 +121,7 @@ def augment(options: AugmentOptions, log=print) -> dict[str, Any]:
                 sampler.add(unused[0])
                 active.append(unused[0])
                 log(f"annotation {unused[0]} added: a new one is expected to beat exploiting {best}")
-            seed = seed_for("train", options.seed, i)
+            seed = seed_for("train", options.seed, i, options.task)
             if seed == demo.seed:
                 seed += 1_000  # never the demo's own scene
             arm = sampler.select()

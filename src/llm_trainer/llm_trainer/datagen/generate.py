@@ -26,7 +26,7 @@ from typing import Any
 from llm_trainer.bringup.graph import load_graph
 from llm_trainer.bringup.local import LocalGraph
 from llm_trainer.datagen.graph_client import GraphClient, GraphError
-from llm_trainer.datagen.run_store import SPLITS, TEST_SEED_OFFSET, RunStore, slots
+from llm_trainer.datagen.run_store import MAX_BASE_SEED, SEED_SCHEME, SPLITS, TEST_SEED_OFFSET, RunStore, slots
 from llm_trainer.episodes import (
     EpisodeRecord,
     ExecutionRecord,
@@ -94,6 +94,8 @@ class GenerateOptions:
             raise ValueError(f"--episodes must be below {TEST_SEED_OFFSET} (test seeds start there)")
         if self.split not in SPLITS:
             raise ValueError(f"--split must be one of {', '.join(SPLITS)}")
+        if not 0 <= self.seed <= MAX_BASE_SEED:
+            raise ValueError(f"--seed must be within [0, {MAX_BASE_SEED}] (each task owns a block of seeds)")
         if not 1 <= self.workers <= 16:
             raise ValueError("--workers must be within [1, 16]")
         if self.base_domain_id is not None and not 0 <= self.base_domain_id <= 232 - self.workers:
@@ -135,6 +137,7 @@ class GenerateOptions:
             "tasks": self.task_list(),
             "episodes": self.episodes,
             "seed": self.seed,
+            "seeds": SEED_SCHEME,
             "split": self.split,
             "planner": self.planner,
             "graph": self.graph,

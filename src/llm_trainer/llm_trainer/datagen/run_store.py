@@ -8,9 +8,13 @@ aside under ``attempts/`` marked incomplete and the slot runs again, so the run 
 verdict per slot and no duplicate seed. A changed configuration is refused with the difference named,
 unless forced.
 
-Seeds: slot ``i`` of a task uses seed ``seed + i`` in the ``train`` split and
-``seed + TEST_SEED_OFFSET + i`` in ``test``, so a test seed is never a training seed (for fewer than
-``TEST_SEED_OFFSET`` episodes). A seed means a scene only together with its task. Episode ids name
+Seeds: each task owns a block of ``TASK_SEED_STRIDE`` seeds (``tasks.registry.seed_block``: the
+built-in tasks in registration order, put_block first). Slot ``i`` of a task uses seed
+``block * TASK_SEED_STRIDE + seed + i`` in the ``train`` split and ``... + TEST_SEED_OFFSET + i`` in
+``test``, so no two tasks share a seed and a test seed is never a training seed (for fewer than
+``TEST_SEED_OFFSET`` episodes and a base ``seed`` below ``TASK_SEED_STRIDE - 2 * TEST_SEED_OFFSET``;
+put_block's block is 0, so its seeds are the plain ``seed + i``). Runs started before seeds were per
+task (``run.json`` without ``"seeds": "per_task"``) are refused with that difference. Episode ids name
 the task and the slot, ``<task>_<i:06d>`` (e.g. ``stack_blocks_000007``): stable when ``--episodes``
 grows or ``--tasks`` changes, so a forced continuation never gives one id two meanings.
 """
@@ -28,9 +32,14 @@ from llm_trainer.episodes import EpisodeRecord
 RUN_FILE = "run.json"
 EPISODES_FILE = "episodes.jsonl"
 TEST_SEED_OFFSET = 1_000_000
+TASK_SEED_STRIDE = 10_000_000
+MAX_BASE_SEED = TASK_SEED_STRIDE - 2 * TEST_SEED_OFFSET
+SEED_SCHEME = "per_task"
 SPLITS = ("train", "test")
 #: What must match for a run to be continued (workers, domains and output paths may change).
-RESUME_KEYS = ("tasks", "episodes", "seed", "split", "planner", "graph", "render_cameras", "camera_rate_hz", "record")
+RESUME_KEYS = (
+    "tasks", "episodes", "seed", "seeds", "split", "planner", "graph", "render_cameras", "camera_rate_hz", "record"
+)  # fmt: skip
 #: Also matched when a run sets them (left out at their defaults, so older runs continue as before).
 OPTIONAL_RESUME_KEYS = ("planner_overrides", "state", "augment")
 
@@ -40,23 +49,30 @@ class Slot:
     """One episode a run owes: its id, its global index, task and seed."""
 
     episode_id: str
-    index: int  # the slot within its task (seed = base + index [+ TEST_SEED_OFFSET])
+    index: int  # the slot within its task (seed_for(split, base, index, task))
     task: str
     seed: int
     task_index: int
 
 
-def seed_for(split: str, base: int, i: int) -> int:
+def seed_for(split: str, base: int, i: int, task: str) -> int:
+    """Slot ``i``'s seed of ``task`` in ``split`` (see the module's docstring)."""
+    from llm_trainer.tasks.registry import seed_block
+
     if split not in SPLITS:
         raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
-    return base + i + (TEST_SEED_OFFSET if split == "test" else 0)
+    if not 0 <= base <= MAX_BASE_SEED:
+        raise ValueError(f"--seed must be within [0, {MAX_BASE_SEED}] (each task owns {TASK_SEED_STRIDE} seeds)")
+    if not 0 <= i < TEST_SEED_OFFSET:
+        raise ValueError(f"slot {i} is outside [0, {TEST_SEED_OFFSET}) (test seeds start there)")
+    return seed_block(task) * TASK_SEED_STRIDE + base + i + (TEST_SEED_OFFSET if split == "test" else 0)
 
 
 def slots(tasks: list[str], episodes: int, seed: int, split: str) -> list[Slot]:
     out = []
     for t, task in enumerate(tasks):
         for i in range(episodes):
-            out.append(Slot(episode_id(task, i), i, task, seed_for(split, seed, i), t))
+            out.append(Slot(episode_id(task, i), i, task, seed_for(split, seed, i, task), t))
     return out
 
 

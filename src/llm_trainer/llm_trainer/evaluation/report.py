@@ -29,8 +29,8 @@ def markdown(results: dict[str, Any]) -> str:
     from llm_trainer.datagen.run_store import seed_for
 
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-    first = seed_for(results["split"], results["seed"], 0)
-    last = seed_for(results["split"], results["seed"], results["episodes_per_task"] - 1)
+    n = results["episodes_per_task"]
+    seeds = ", ".join(f"{t} {seed_for(results['split'], results['seed'], 0, t)}.." for t in tasks[:2])
     for row in success_table(results):
         lines.append(
             f"| {row['label']} | " + " | ".join(fmt(row["rates"][t]) for t in tasks) + f" | {fmt(row['average'])} |"
@@ -38,7 +38,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"Success rate [%] on {results['episodes_per_task']} {results['split']}-split episodes per task "
-        f"(seeds {first}..{last} of every task; scene state: {results['state']}). Per planner:",
+        f"(slots 0..{n - 1} of each task's own seeds: {seeds}; scene state: {results['state']}). Per planner:",
         "",
         "| planner | spec | episodes | episodes/min | wall time [s] | failure kinds |",
         "|---|---|---:|---:|---:|---|",

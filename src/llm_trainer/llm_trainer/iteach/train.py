@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from llm_trainer.datagen.run_store import seed_for
 from llm_trainer.iteach.agent import Agent, AgentConfig, features
 from llm_trainer.iteach.codepolicy import CodePolicy, builtin_codepolicy
 from llm_trainer.iteach.feedback import CORRECTIVE, EVALUATIVE, feedback_label, loss_weights
@@ -72,9 +73,7 @@ class EpisodeResult:
 
 
 def test_seeds(config: ITeachConfig) -> list[int]:
-    from llm_trainer.datagen.run_store import TEST_SEED_OFFSET
-
-    return [config.seed + TEST_SEED_OFFSET + j for j in range(config.eval_episodes)]
+    return [seed_for("test", config.seed, j, config.task) for j in range(config.eval_episodes)]
 
 
 def task_roles(task: str, seed: int = 0) -> int:
@@ -191,8 +190,9 @@ def iteach(config: ITeachConfig, out: Path | str, *, codepolicy_source: str | No
         def new_agent() -> Agent:
             return Agent(inputs, config.agent, max_move=config.max_move, max_turn=config.max_turn, seed=config.seed)
 
-        train_seeds = [config.seed + i for i in range(config.episodes)]
-        warm_seeds = [config.seed + config.episodes + i for i in range(config.warm_start_demos)]
+        train_seeds = [seed_for("train", config.seed, i, config.task) for i in range(config.episodes)]
+        warm = range(config.episodes, config.episodes + config.warm_start_demos)
+        warm_seeds = [seed_for("train", config.seed, i, config.task) for i in warm]
         checkpoints = sorted({*range(config.eval_every, config.episodes + 1, config.eval_every), config.episodes})
         rows: list[dict] = []
         stats = {"corrective": 0, "evaluative": 0, "train_successes": 0, "teacher_errors": []}

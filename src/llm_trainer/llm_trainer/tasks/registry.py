@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import zlib
 from collections.abc import Callable
 
 from llm_trainer.tasks.base import Task
@@ -31,12 +32,33 @@ BLAZER_TRAINING_TASKS = frozenset(
 )
 
 _FACTORIES: dict[str, Callable[[], Task]] = {}
+#: Each task's block of seeds (``datagen.run_store.seed_for``): no two tasks share a seed.
+_SEED_BLOCKS: dict[str, int] = {}
+#: Blocks below this are the built-in tasks' (in registration order, append-only); a user's task
+#: gets one from a hash of its name, so it keeps its seeds whatever else is registered.
+USER_SEED_BLOCKS = range(100, 1000)
 
 
-def register(name: str, factory: Callable[[], Task]) -> None:
+def register(name: str, factory: Callable[[], Task], *, seed_block: int | None = None) -> None:
     if name in _FACTORIES:
         raise ValueError(f"task {name!r} is already registered")
+    if seed_block is None:
+        seed_block = USER_SEED_BLOCKS[zlib.crc32(name.encode()) % len(USER_SEED_BLOCKS)]
+    owner = next((n for n, b in _SEED_BLOCKS.items() if b == seed_block), None)
+    if owner is not None:
+        raise ValueError(
+            f"task {name!r} would share seed block {seed_block} with {owner!r}: "
+            "register it with another seed_block=N (100-999)"
+        )
     _FACTORIES[name] = factory
+    _SEED_BLOCKS[name] = seed_block
+
+
+def seed_block(name: str) -> int:
+    """The task's seed block: its seeds are ``block * TASK_SEED_STRIDE + ...`` (run_store.seed_for)."""
+    if name not in _SEED_BLOCKS:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_FACTORIES))}")
+    return _SEED_BLOCKS[name]
 
 
 def get_task(name: str) -> Task:
@@ -58,26 +80,29 @@ def _register_builtin() -> None:
     from llm_trainer.tasks.kitchen import CloseJar, MeatOffGrill, OpenBottle
     from llm_trainer.tasks.placing import CaseOnTarget, CupOnObject
 
-    for cls in (
-        # BLAZER's training tasks (RLBench analogues)
-        PutBlockInTargetArea,
-        StackBlocks,
-        RubbishInBin,
-        MeatOffGrill,
-        CloseJar,
-        EmptyContainer,
-        InsertInPeg,
-        BasketballInHoop,
-        OpenBottle,
-        # its real-world generalisation tasks
-        BlockInBasket,
-        FruitInBowl,
-        FruitInClosestBasket,
-        CupOnObject,
-        JarInBin,
-        CaseOnTarget,
+    for block, cls in enumerate(
+        (
+            # BLAZER's training tasks (RLBench analogues)
+            PutBlockInTargetArea,
+            StackBlocks,
+            RubbishInBin,
+            MeatOffGrill,
+            CloseJar,
+            EmptyContainer,
+            InsertInPeg,
+            BasketballInHoop,
+            OpenBottle,
+            # its real-world generalisation tasks
+            BlockInBasket,
+            FruitInBowl,
+            FruitInClosestBasket,
+            CupOnObject,
+            JarInBin,
+            CaseOnTarget,
+            # new built-in tasks go here, at the end: a task's place is its seed block
+        )
     ):
-        register(cls.name, cls)
+        register(cls.name, cls, seed_block=block)
 
 
 def _register_user_modules() -> None:
