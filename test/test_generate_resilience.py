@@ -195,8 +195,8 @@ def test_a_generator_killed_with_sigkill_leaves_no_node_and_resumes_to_exactly_n
     assert sorted((r.task, r.seed) for r in records) == [
         ("put_block", 0),
         ("put_block", 1),
-        ("stack_blocks", 0),
-        ("stack_blocks", 1),
+        ("stack_blocks", 10_000_000),  # each task its own seeds
+        ("stack_blocks", 10_000_001),
     ]
     assert len({r.episode_id for r in records}) == 4
     # the episode cut off by the kill (if its bag was open) is set aside, marked; bags/ has one bag per episode

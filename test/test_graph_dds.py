@@ -239,6 +239,87 @@ def test_the_executor_ignores_scenes_stamped_before_its_goal(ros_context):
         waiter.join(timeout=10)
         assert result["scene"] is not None and result["scene"].names() == ["current_block"]
     finally:
+        scenes.close()
         executor.shutdown()
         spinner.join(timeout=5)
         node.destroy_node()
+
+
+@pytest.mark.parametrize("stream_clock", ["sim", "wall"])
+def test_state_streams_follow_their_clock_and_results_carry_the_end_stamp(stream_clock, tmp_path):
+    """``stream_clock: sim`` (recording): /joint_states at 50 Hz of simulated time through a motion,
+    whatever its speed. ``wall`` (nothing records): at most 50 a wall-clock second, and the state at
+    the goal's end goes out ahead of the result, so the backend's next query within a plan needs no
+    new message. Every controller result carries the simulation time its goal ended."""
+    import rclpy.executors
+    from rclpy.context import Context
+    from sensor_msgs.msg import JointState
+
+    from llm_trainer.motion.trajectory import JointTrajectory
+    from llm_trainer.ros.conversions import seconds_from_stamp
+    from llm_trainer.ros.sim_controller_backend import SimControllerBackend
+
+    spec = load_graph("sim")
+    spec.nodes = [n for n in spec.nodes if n.executable == "sim_node"]
+    args = {"output_dir": str(tmp_path), "render_cameras": False, "stream_clock": stream_clock}
+    # A domain of its own: the module's graph (the fixture above) may be running, with its own simulator.
+    domain = int(os.environ["ROS_DOMAIN_ID"]) % 200 + (24 if stream_clock == "sim" else 25)
+    ros_context = Context()
+    rclpy.init(context=ros_context, domain_id=domain)
+    with LocalGraph(spec, args, log_dir=tmp_path / "logs", domain_id=domain) as local:
+        node = rclpy.create_node(f"clock_test_{stream_clock}", context=ros_context)
+        executor = rclpy.executors.MultiThreadedExecutor(context=ros_context)
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        backend = SimControllerBackend(node)
+        stamps: list[float] = []
+        sub = node.create_subscription(
+            JointState, "/joint_states", lambda m: stamps.append(seconds_from_stamp(m.header.stamp)), 1000
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                local.check_alive()
+                try:
+                    backend.wait_ready(timeout=5.0)
+                    break
+                except Exception:  # noqa: BLE001 - the simulator is still starting
+                    continue
+            backend.new_plan()
+            q0 = backend.joint_positions()
+            q1 = q0 + np.array([0.3, 0.2, 0.0, 0.2, 0.0, -0.2, 0.3])
+            times = np.linspace(0.0, 2.0, 21)
+            positions = q0 + (q1 - q0) * (times / 2.0)[:, None]
+            n0 = len(stamps)
+            w0 = time.monotonic()
+            outcome = backend.follow_joint_trajectory(
+                JointTrajectory(times=times, positions=positions), threading.Event()
+            )
+            wall = time.monotonic() - w0
+            assert outcome.error_code == 0, outcome.message
+            end = backend._goal_end  # the result's stamp
+            during = [s for s in stamps[n0:] if s <= end]
+            sim_span = end - during[0]
+            assert sim_span >= 2.0  # the whole trajectory ran (plus settling)
+            if stream_clock == "sim":
+                assert abs(len(during) - 50 * sim_span) <= 3, (len(during), sim_span)
+            else:
+                assert len(during) <= 50 * wall + 3, (len(during), wall)
+                # the end state was sent ahead of the result: already here, or on its way
+                deadline = time.monotonic() + 2.0
+                while max(stamps) < end and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                assert max(stamps) >= end
+            q = backend.joint_positions()  # within the plan: a state at or after the goal's end
+            assert backend.latest_state_stamp() >= end
+            assert np.max(np.abs(q - q1)) < 0.02
+            gripper = backend.move_gripper(0.06, 20.0, threading.Event())
+            assert gripper.reached_goal and backend._goal_end > end
+        finally:
+            node.destroy_subscription(sub)
+            backend.close()
+            executor.shutdown()
+            spinner.join(timeout=5)
+            node.destroy_node()
+            rclpy.shutdown(context=ros_context)

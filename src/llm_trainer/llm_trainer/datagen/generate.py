@@ -333,6 +333,8 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
             "render_cameras": options.render_cameras,
             "camera_rate_hz": options.camera_rate_hz,
             "planner_backend": options.planner,
+            # Nothing records: listeners want the latest state, not 50 Hz of simulated time (sim_node).
+            "stream_clock": "sim" if options.record else "wall",
         }
         pending = list(shares[k])
         tries: dict[str, int] = {}

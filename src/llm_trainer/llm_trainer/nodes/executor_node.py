@@ -41,6 +41,7 @@ from llm_trainer.ros.conversions import (
     stamp_from_seconds,
     status_to_msg,
 )
+from llm_trainer.ros.listener import Listener
 from llm_trainer.ros.node_runner import run_node
 from llm_trainer.ros.sim_controller_backend import SimControllerBackend
 from llm_trainer.scene import SceneState
@@ -53,15 +54,21 @@ SCENE_MAX_AGE = 0.5
 
 
 class SceneSubscriber:
-    """The latest SceneState from a topic; ``fresh()`` waits for one published after the call."""
+    """The latest SceneState from a topic; ``fresh()`` waits for one published after the call.
 
-    def __init__(self, node: Node, topic: str, callback_group=None):
+    Read by a ``Listener`` (off the node's main executor): the simulator streams scenes at 10 Hz of
+    simulated time, 200 a second while an unpaced motion runs at 20x real time."""
+
+    def __init__(self, node: Node, topic: str):
         self._cond = threading.Condition()
         self._scene: SceneState | None = None
         self._stamp = 0.0
         self._count = 0
         self.topic = topic
-        node.create_subscription(SceneStateMsg, topic, self._on_scene, 10, callback_group=callback_group)
+        self._listener = Listener(node, SceneStateMsg, topic, self._on_scene)
+
+    def close(self) -> None:
+        self._listener.close()
 
     def _on_scene(self, msg: SceneStateMsg) -> None:
         try:
@@ -140,7 +147,7 @@ class ExecutorNode(Node):
             raise ConfigError(f"unknown executor backend {backend_name!r} (sim, {', '.join(HARDWARE_BACKENDS)})")
         topic = self.get_parameter("scene_topic").value
         topic = self.config.scene_topic if topic == "<config>" else topic
-        self._scenes = SceneSubscriber(self, topic, self._group) if topic else None
+        self._scenes = SceneSubscriber(self, topic) if topic else None
         self._scene_timeout = float(self.get_parameter("scene_timeout").value)
         # Live scenes (re-checked before every motion) must not predate the scene the plan was made for.
         self._live_since = 0.0
@@ -214,6 +221,8 @@ class ExecutorNode(Node):
                     goal_handle.publish_feedback(ExecutePlan.Feedback(current=status_to_msg(status), total=total))
                     self._publish_event(plan, status, total)
 
+                if hasattr(self.backend, "new_plan"):
+                    self.backend.new_plan()  # its first motion waits for a state newer than this goal
                 scene, problem = self._scene_for(goal_handle.request)
                 if problem:
                     return _abort(goal_handle, ErrorCode.INVALID, problem)
@@ -287,6 +296,8 @@ class ExecutorNode(Node):
     def destroy_node(self) -> None:
         backend = getattr(self, "backend", None)  # absent when the constructor failed
         try:
+            if getattr(self, "_scenes", None) is not None:
+                self._scenes.close()
             if backend is not None:
                 backend.close()
         finally:

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -29,6 +29,7 @@ from llm_trainer.recording import (
     header_stamp_ns,
     parse_metadata_json,
 )
+from llm_trainer.ros.listener import SideNode
 from llm_trainer.ros.node_runner import run_node
 from llm_trainer.sensors.cameras import TOPIC_ROOT, camera_topics
 from llm_trainer_interfaces.srv import EpisodeControl
@@ -101,8 +102,10 @@ class DemoRecorderNode(Node):
         self._subs: dict[str, object] = {}
         self._pending: list[str] = []
 
-        # Message callbacks run in parallel with each other; control (service + timer) is serialised.
-        self._data_group = ReentrantCallbackGroup()
+        # Recorded topics are read on a side node (its own executor and thread: rclpy's executor walk
+        # per wake-up, not the callbacks, took this node's whole core at 20x real time); control
+        # (service + timer) is serialised on this one.
+        self._data = SideNode(self, "data")
         self._control_group = MutuallyExclusiveCallbackGroup()
         self.create_service(EpisodeControl, "~/episode", self._on_episode, callback_group=self._control_group)
         self._resolve_timer = self.create_timer(
@@ -284,14 +287,15 @@ class DemoRecorderNode(Node):
             except Exception as exc:  # noqa: BLE001 - keep recording the other topics
                 self.get_logger().error(f"dropping a message on {topic}: {exc}", throttle_duration_sec=5.0)
 
-        sub = self.create_subscription(
-            msg_class, topic, on_message, self._qos_for(topic), callback_group=self._data_group, raw=True
-        )
+        sub = self._data.subscribe(msg_class, topic, on_message, self._qos_for(topic), raw=True)
         with self._subs_lock:
             self._subs[topic] = sub
 
     def destroy_node(self) -> None:
         # Close an episode in flight so its bag gets an index and metadata.yaml.
+        data = getattr(self, "_data", None)
+        if data is not None:
+            data.close()  # no message callback writes while the bag is closed
         try:
             summary = self._recorder.shutdown()
             if summary is not None:

@@ -11,6 +11,14 @@ ros2_control's controllers on the real robot.
 One thread owns MuJoCo (its GL context must stay on the thread that made it): service and action
 callbacks hand it jobs and wait. While a motion runs, physics goes as fast as the CPU allows
 (``real_time_factor`` 0) or paced; when idle it runs in real time so topics keep flowing.
+
+Rates: the streams follow simulated time (``stream_clock: sim``, what a recording needs: 50 Hz of
+robot time whatever the speed) or, when nobody records, wall time (``stream_clock: wall``): an
+unpaced motion at 20x real time then costs 50 messages a second to each listener, not 1,000, and a
+listener only ever wants the latest state. The scene keeps to simulated time in both (the executor
+checks each motion against the latest scene, which must not be seconds of robot time old).
+Trajectory feedback always runs on wall time (``feedback_rate_hz``), as ros2_control's trajectory
+controller does; nothing records it.
 """
 
 from __future__ import annotations
@@ -76,7 +84,16 @@ class SimNode(Node):
         self.declare_parameter("success_settle_time", 0.5)
         self.declare_parameter("simulator", "mujoco")  # mujoco | gazebo | coppeliasim (sim.backends)
         self.declare_parameter("simulator_config_file", "")  # coppeliasim: default config/coppeliasim.yaml
+        self.declare_parameter("stream_clock", "sim")  # sim | wall: the streams' publishing schedule (above)
+        self.declare_parameter("feedback_rate_hz", 20.0)  # [Hz, wall time] trajectory feedback
         self.config = self._load_config()
+        self._stream_clock = str(self.get_parameter("stream_clock").value)
+        if self._stream_clock not in ("sim", "wall"):
+            raise ConfigError(f"stream_clock must be 'sim' or 'wall', got {self._stream_clock!r}")
+        feedback_rate = float(self.get_parameter("feedback_rate_hz").value)
+        if feedback_rate <= 0:
+            raise ConfigError(f"feedback_rate_hz must be positive, got {feedback_rate}")
+        self._feedback_period = 1.0 / feedback_rate
 
         self._group = ReentrantCallbackGroup()
         state_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -208,9 +225,26 @@ class SimNode(Node):
 
     def _on_step(self, sim: MujocoSimulation) -> None:
         t = sim.time
-        for sample in self.topics.due_samples(sim, t, self._clock_offset + t, want_raw=self._raw_wanted):
+        schedule = t if self._stream_clock == "sim" else time.monotonic()
+        # The scene stays on simulated time: the executor checks each motion against the latest one,
+        # and one 100 ms of wall time old can be two simulated seconds old (a released block still in hand).
+        for sample in self.topics.due_samples(
+            sim, schedule, self._clock_offset + t, want_raw=self._raw_wanted, scene_t=t
+        ):
             self._pubs[sample.topic].publish(sample.data)
         self._pace(sim)
+
+    def _ended(self, outcome: Any) -> tuple[Any, float]:
+        """A controller goal's outcome and the simulation time it ended at (the result's stamp: the
+        executor takes a joint state this new as the arm's state after it). With nothing recording
+        (``stream_clock: wall``) that state goes out at once, ahead of the result, instead of at the
+        next period of the idle real-time schedule; a recording keeps its regular 50 Hz grid."""
+        t = self.sim.time
+        if self._stream_clock == "wall":
+            stamp = self._clock_offset + t
+            for sample in self.topics.state_samples(self.sim, stamp, int(round(stamp * 1e9))):
+                self._pubs[sample.topic].publish(sample.data)
+        return outcome, t
 
     def _raw_wanted(self, camera: str, kind: str) -> bool:
         """Raw images only while someone listens (image_transport's habit): serialising them is costly."""
@@ -292,20 +326,24 @@ class SimNode(Node):
             self._on_step(sim)
             if start["t"] is None:
                 start["t"] = sim.time
-            if sim.time >= start["next"]:
-                start["next"] = sim.time + 0.05
+            now = time.monotonic()
+            if now >= start["next"]:
+                start["next"] = now + self._feedback_period
                 feedback.time_from_start = sim.time - start["t"]
                 goal_handle.publish_feedback(feedback)
 
-        outcome = self._submit(
-            lambda: self.sim.follow_trajectory(
-                times,
-                positions,
-                on_step=on_step,
-                should_stop=lambda: goal_handle.is_cancel_requested,
-                goal_tolerance=tolerance,
+        outcome, end = self._submit(
+            lambda: self._ended(
+                self.sim.follow_trajectory(
+                    times,
+                    positions,
+                    on_step=on_step,
+                    should_stop=lambda: goal_handle.is_cancel_requested,
+                    goal_tolerance=tolerance,
+                )
             )
         )
+        result.stamp = self._stamp(end)
         result.error_code, result.message, result.final_error = outcome.error_code, outcome.message, outcome.final_error
         if outcome.final_positions is not None:
             result.final_positions = [float(outcome.final_positions[panda.JOINT_NAMES.index(n)]) for n in names]
@@ -320,12 +358,15 @@ class SimNode(Node):
     def _on_gripper(self, goal_handle) -> GripperCommand.Result:
         req = goal_handle.request
         force = req.max_effort if req.max_effort > 0 else panda.GRIPPER_MAX_FORCE
-        outcome = self._submit(
-            lambda: self.sim.move_gripper(
-                req.width, force, on_step=self._on_step, should_stop=lambda: goal_handle.is_cancel_requested
+        outcome, end = self._submit(
+            lambda: self._ended(
+                self.sim.move_gripper(
+                    req.width, force, on_step=self._on_step, should_stop=lambda: goal_handle.is_cancel_requested
+                )
             )
         )
         result = GripperCommand.Result(width=outcome.width, stalled=outcome.stalled, reached_goal=outcome.reached_goal)
+        result.stamp = self._stamp(end)
         if goal_handle.is_cancel_requested:
             goal_handle.canceled()
         else:

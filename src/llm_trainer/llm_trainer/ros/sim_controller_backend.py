@@ -4,6 +4,8 @@ The executor node uses it with ``backend: sim``: trajectories go to
 ``<ns>/follow_joint_trajectory`` and gripper commands to ``<ns>/gripper_command``; the arm's
 state comes from ``/joint_states``. Waiting happens on threading events, never by spinning,
 because the caller already runs inside a multi-threaded executor.
+``/joint_states`` (50 Hz of simulated time: a thousand messages a second while an unpaced motion runs
+at 20x real time) is read by a ``Listener``, off the executor node's busy main executor.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from llm_trainer.execution.backend import TIMED_OUT, GripperResult, MotionBacken
 from llm_trainer.execution.backends.common import BackendUnavailable
 from llm_trainer.motion.trajectory import JointTrajectory
 from llm_trainer.ros.conversions import seconds_from_stamp, trajectory_to_msg
+from llm_trainer.ros.listener import Listener
 from llm_trainer.sim import panda_description as panda
 from llm_trainer.sim.mujoco_sim import GripperOutcome, TrajectoryOutcome
 from llm_trainer_interfaces.action import FollowJointTrajectory, GripperCommand
@@ -66,14 +69,14 @@ class SimControllerBackend(MotionBackend):
         self._stamp = 0.0
         #: [s] joint states stamped before this (the robot's clock) are stale: set per goal by the executor node
         self.not_before = 0.0
+        #: [s] the controller's clock when its last goal ended (its result's stamp); 0 until one ends
+        self._goal_end = 0.0
         self._state_cond = threading.Condition(self._lock)
-        node.create_subscription(
-            JointState,
-            joint_states_topic,
-            self._on_joint_state,
-            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
-            callback_group=callback_group,
-        )
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self._states = Listener(node, JointState, joint_states_topic, self._on_joint_state, qos)
+
+    def close(self) -> None:
+        self._states.close()
 
     def _on_joint_state(self, msg: JointState) -> None:
         index = {n: i for i, n in enumerate(msg.name)}
@@ -106,22 +109,39 @@ class SimControllerBackend(MotionBackend):
             raise BackendUnavailable("no /joint_states received from the simulator")
 
     def joint_positions(self) -> np.ndarray:
-        """The arm's state as of now: waits for two joint states newer than the call.
+        """The arm's state as of now.
 
-        A message already queued when we ask may predate a reset or the end of a motion; the
+        Within a plan (``new_plan``), after one of our goals ended, a joint state stamped at or after
+        that end is the arm as it is now: nothing else moves it between the goals of one plan, and the
+        simulator sends that state ahead of the result. Otherwise (a plan's first motion) wait for
+        two joint states newer than the call: a message already queued may predate a reset; the
         second one after the call was published after it.
         """
         if not self._have_state.wait(10.0):
             raise BackendUnavailable("no /joint_states received")
         with self._lock:
-            target = self._state_count + 2
-            # ... and stamped at or after ``not_before`` (the reset of the episode the plan is for): under
-            # load, a backlog of the previous episode's states can still be arriving after a reset.
-            if not self._state_cond.wait_for(
-                lambda: self._state_count >= target and self._stamp >= self.not_before, timeout=5.0
-            ):
-                raise BackendUnavailable(f"no /joint_states stamped after {self.not_before:.3f} s arrived")
+            if self._goal_end > 0.0 and self._goal_end >= self.not_before:
+                since = self._goal_end
+                fresh = lambda: self._stamp >= since  # noqa: E731
+            else:
+                target, since = self._state_count + 2, self.not_before
+                # ... and stamped at or after ``not_before`` (the reset of the episode the plan is for):
+                # under load, a backlog of the previous episode's states can still be arriving after a reset.
+                fresh = lambda: self._state_count >= target and self._stamp >= since  # noqa: E731
+            if not self._state_cond.wait_for(fresh, timeout=5.0):
+                raise BackendUnavailable(f"no /joint_states stamped after {since:.3f} s arrived")
             return self._q.copy()
+
+    def new_plan(self) -> None:
+        """A new plan starts: the world may have changed since our last goal (a reset, another
+        client), so its first state query waits for states newer than the call again."""
+        with self._lock:
+            self._goal_end = 0.0
+
+    def _ended_at(self, result) -> None:
+        stamp = seconds_from_stamp(result.stamp)
+        with self._lock:
+            self._goal_end = max(self._goal_end, stamp)
 
     def _run_goal(self, client: ActionClient, goal, cancel: threading.Event, timeout: float):
         """The action's result, or "unavailable" (no server), "unanswered" (no reply to the goal),
@@ -163,6 +183,7 @@ class SimControllerBackend(MotionBackend):
             return TrajectoryOutcome(-1, float("inf"), 0.0, 0.0, _NOT_STARTED[result].format(what="trajectory"))
         if result == "timeout":
             return TrajectoryOutcome(TIMED_OUT, float("inf"), 0.0, 0.0, f"no result within {wall:.0f} s; cancelled")
+        self._ended_at(result)
         final = None
         if len(result.final_positions) == len(panda.JOINT_NAMES):
             final = np.array(result.final_positions)
@@ -176,4 +197,5 @@ class SimControllerBackend(MotionBackend):
         if isinstance(result, str):
             why = _NOT_STARTED.get(result, "no result in time; cancelled").format(what="gripper")
             return GripperResult(float("nan"), False, False, timed_out=result == "timeout", message=why)
+        self._ended_at(result)
         return GripperResult(result.width, result.stalled, result.reached_goal)
