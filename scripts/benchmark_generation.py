@@ -181,6 +181,10 @@ def main() -> int:
             through_graph(args.task, args.episodes, True, args.camera_rate, True),
         ),
         (
+            "generate --runner inprocess, no cameras, no recording",
+            through_graph(args.task, args.episodes, False, args.camera_rate, False, runner="inprocess"),
+        ),
+        (
             "generate --runner inprocess, no cameras, recording",
             through_graph(args.task, args.episodes, False, args.camera_rate, True, runner="inprocess"),
         ),
