@@ -159,7 +159,6 @@ def waypoint_picture(view, plan) -> np.ndarray:
 def camera_view(client, camera: str, timeout: float):
     """One assembled RGB-D view of ``camera`` from its contract topics (None when it does not arrive)."""
     from geometry_msgs.msg import TransformStamped
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, CompressedImage
 
     from llm_trainer.perception.frames import FrameAssembler
@@ -178,7 +177,8 @@ def camera_view(client, camera: str, timeout: float):
 
         return on_msg
 
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    from llm_trainer.ros.qos import EXTRINSICS_QOS as latched
+
     subs = [
         client.node.create_subscription(CameraInfo, topics.camera_info, feed(topics.camera_info), 10),
         client.node.create_subscription(TransformStamped, topics.extrinsics, feed(topics.extrinsics), latched),

@@ -19,11 +19,12 @@ import time
 from pathlib import Path
 
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from llm_trainer.config import ConfigError
 from llm_trainer.ros.conversions import message_class
 from llm_trainer.ros.node_runner import run_node
+from llm_trainer.ros.qos import EXTRINSICS_QOS
 from llm_trainer.sensors.cameras import camera_of_topic
 
 MATCH_SETTLE_S = 2.0  # [s]
@@ -53,9 +54,7 @@ class BagPlayerNode(Node):
             raise ConfigError(f"bag_player: {bag} has no camera-contract messages to play")
         self.messages = sorted(messages, key=lambda m: m[0])
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
+        latched = EXTRINSICS_QOS
         self.pubs = {}
         for _, topic, msgtype, _ in self.messages:
             if topic not in self.pubs:

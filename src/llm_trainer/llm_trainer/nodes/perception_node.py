@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 from geometry_msgs.msg import PoseStamped, TransformStamped
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage
 from std_msgs.msg import String
 
@@ -37,6 +37,7 @@ from llm_trainer.perception.pipeline import Perception, load_perception_config
 from llm_trainer.perception.views import ObjectQuery
 from llm_trainer.ros.conversions import scene_to_msg
 from llm_trainer.ros.node_runner import run_node
+from llm_trainer.ros.qos import EXTRINSICS_QOS
 from llm_trainer.scene import SceneState
 from llm_trainer.sensors.cameras import camera_topics
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
@@ -95,9 +96,7 @@ class PerceptionNode(Node):
         self.debug_pubs = {
             name: self.create_publisher(CompressedImage, f"~/debug/{name}/image/compressed", 2) for name in self.cameras
         }
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
+        latched = EXTRINSICS_QOS
         images = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         for name in self.cameras:
             t = camera_topics(name)

@@ -23,11 +23,11 @@ import threading
 
 from geometry_msgs.msg import TransformStamped
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from llm_trainer.config import ConfigError
 from llm_trainer.ros.node_runner import run_node
+from llm_trainer.ros.qos import EXTRINSICS_QOS
 from llm_trainer.sensors.cameras import COLOR_ENCODING, DEPTH_ENCODING, camera_topics
 from llm_trainer.sensors.realsense import (
     CameraDisconnected,
@@ -53,9 +53,7 @@ class _CameraWorker:
         self.config = config
         self.log = node.get_logger()
         topics = camera_topics(cam.name)
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
+        latched = EXTRINSICS_QOS
         # Same QoS as the simulator's streams (reliable, depth 10), so the same subscribers match.
         self.color_pub = node.create_publisher(Image, topics.color, 10)
         self.depth_pub = node.create_publisher(Image, topics.depth, 10)

@@ -35,13 +35,14 @@ from geometry_msgs.msg import PoseStamped, TransformStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 
 from llm_trainer.config import ConfigError
 from llm_trainer.ros.conversions import scene_to_msg, seconds_from_stamp, stamp_from_seconds
 from llm_trainer.ros.node_runner import run_node
+from llm_trainer.ros.qos import EXTRINSICS_QOS
 from llm_trainer.sensors.cameras import camera_topics
 from llm_trainer.sim import panda_description as panda
 from llm_trainer.sim.backends import make_simulator
@@ -100,9 +101,7 @@ class SimNode(Node):
         # Every stream is built once as CDR bytes (llm_trainer.sim.topics, shared with the in-process
         # runner's recorder) and published as serialised data; the publishers only carry the type.
         self.topics = SimTopics(self.config)
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
+        latched = EXTRINSICS_QOS
         self._pubs = {
             "/joint_states": self.create_publisher(JointState, "/joint_states", state_qos),
             "/joint_commands": self.create_publisher(JointState, "/joint_commands", state_qos),

@@ -53,7 +53,7 @@ def _config_file(settings: dict[str, Any], work: Path) -> str:
 
 def perception_eval(options: EvalOptions, log=print) -> dict[str, Any]:
     import rclpy
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
     from llm_trainer.bringup.local import follow_parent
@@ -100,7 +100,8 @@ def perception_eval(options: EvalOptions, log=print) -> dict[str, Any]:
             got.notify_all()
 
     node.create_subscription(String, "/perception/report", on_report, 10)
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    from llm_trainer.ros.qos import EXTRINSICS_QOS as latched
+
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     pubs = {}
     from llm_trainer.ros.conversions import message_class
