@@ -36,6 +36,7 @@ def machine() -> str:
 
 def in_process(task: str, episodes: int, cameras: bool, camera_rate: float) -> dict:
     from llm_trainer.datagen.episode import make_in_process_runner, run_episode_in_process
+    from llm_trainer.datagen.run_store import seed_for
     from llm_trainer.planning.oracle import OraclePlanner
     from llm_trainer.sim.mujoco_sim import MujocoSimulation
     from llm_trainer.sim.sim_config import SimConfig
@@ -55,8 +56,6 @@ def in_process(task: str, episodes: int, cameras: bool, camera_rate: float) -> d
 
     if cameras:
         executor.backend.on_step = render_cameras
-    from llm_trainer.datagen.run_store import seed_for
-
     successes, sim_time, planning = 0, 0.0, 0.0
     t0 = time.perf_counter()
     for i in range(episodes):

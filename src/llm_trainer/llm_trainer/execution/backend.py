@@ -68,6 +68,9 @@ class MotionBackend(ABC):
         """The scene as the backend knows it now (the simulator's ground truth), or None."""
         return None
 
+    def new_plan(self) -> None:  # noqa: B027 - optional hook, a no-op unless a backend caches state per plan
+        """A new plan starts: forget what held only within the last one (the sim controllers' last goal end)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op unless a backend holds a connection
         """Release the robot / connections (idempotent)."""
 

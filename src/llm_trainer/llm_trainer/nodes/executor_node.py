@@ -221,8 +221,7 @@ class ExecutorNode(Node):
                     goal_handle.publish_feedback(ExecutePlan.Feedback(current=status_to_msg(status), total=total))
                     self._publish_event(plan, status, total)
 
-                if hasattr(self.backend, "new_plan"):
-                    self.backend.new_plan()  # its first motion waits for a state newer than this goal
+                self.backend.new_plan()  # the plan's first motion waits for a state newer than this goal
                 scene, problem = self._scene_for(goal_handle.request)
                 if problem:
                     return _abort(goal_handle, ErrorCode.INVALID, problem)
