@@ -52,12 +52,22 @@ class Sample:
     t_ns: int
 
 
+# Simulated time is a running sum of 2 ms steps and the grid a running sum of periods: both carry
+# rounding error, so "due" allows a microsecond (far under half a physics step). Without it a step
+# that lands 1e-15 s short of the grid waits one step more, and the stream shifts 2 ms off its grid.
+DUE_TOLERANCE_S = 1e-6
+
+
+def is_due(due: dict[str, float], stream: str, t: float) -> bool:
+    return t + DUE_TOLERANCE_S >= due[stream]
+
+
 def advance(due: dict[str, float], stream: str, t: float, rate_hz: float) -> None:
     """Next publishing time on a fixed grid: a period that is not a whole number of physics steps
     (15 Hz of 2 ms steps) must not drift to the next step every time (that gave 14.7 Hz)."""
     period = 1.0 / rate_hz
     due[stream] += period
-    if due[stream] <= t:  # far behind (a reset, a stall): restart the grid here
+    if due[stream] <= t + DUE_TOLERANCE_S:  # far behind (a reset, a stall): restart the grid here
         due[stream] = t + period
 
 
@@ -106,15 +116,15 @@ class SimTopics:
         scene_t = t if scene_t is None else scene_t
         t_ns = int(round(stamp_s * 1e9))
         cfg = self.config
-        if t >= self.due["joints"]:
+        if is_due(self.due, "joints", t):
             advance(self.due, "joints", t, cfg.joint_state_rate_hz)
             out += self.state_samples(sim, stamp_s, t_ns)
-        if scene_t >= self.due["scene"]:
+        if is_due(self.due, "scene", scene_t):
             advance(self.due, "scene", scene_t, cfg.scene_rate_hz)
             out.append(
                 Sample(SCENE, "llm_trainer_interfaces/msg/SceneState", self.scene(sim.scene_state(), stamp_s), t_ns)
             )
-        if cfg.render_cameras and t >= self.due["cameras"]:
+        if cfg.render_cameras and is_due(self.due, "cameras", t):
             advance(self.due, "cameras", t, cfg.camera_rate_hz)
             out += self.camera_samples(sim, stamp_s, t_ns, want_raw)
         return out
