@@ -8,13 +8,14 @@ never see each other. Subprocesses inherit os.environ (use the ``ros_env`` fixtu
 from __future__ import annotations
 
 import os
-import random
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from llm_trainer.ros.domains import random_domain
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,8 +31,9 @@ def _gl_backend() -> str:
 
 def _isolate_environment() -> None:
     # LLM_TRAINER_TEST_DOMAIN_ID pins the domain (e.g. to watch a test with other tools); otherwise a
-    # random one per session. 1..200 stays inside the range where Fast DDS ports are valid.
-    os.environ["ROS_DOMAIN_ID"] = os.environ.get("LLM_TRAINER_TEST_DOMAIN_ID") or str(random.randint(1, 200))
+    # random one per session, within 1..101: higher domains put DDS ports in Linux's ephemeral range
+    # (llm_trainer.ros.domains). Tests that start graphs of their own take domain_beside(session, k).
+    os.environ["ROS_DOMAIN_ID"] = os.environ.get("LLM_TRAINER_TEST_DOMAIN_ID") or str(random_domain())
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.pop("ROS_STATIC_PEERS", None)
     # rclpy.init() needs ROS_LOG_DIR or HOME; `make test` points it into build/, else a fresh tmp dir.

@@ -15,6 +15,7 @@ import h5py
 import pytest
 
 from llm_trainer.episodes import EpisodeRecord, OutcomeKind
+from llm_trainer.ros.domains import domain_beside
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -40,7 +41,7 @@ def test_a_node_killed_between_episodes_costs_a_graph_restart_not_the_run(tmp_pa
 
     for key in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "MUJOCO_GL"):
         monkeypatch.setenv(key, ros_env[key])
-    domain = int(ros_env["ROS_DOMAIN_ID"]) % 200 + 20  # away from the session's own domain
+    domain = domain_beside(int(ros_env["ROS_DOMAIN_ID"]), 20)  # away from the session's own domain
     killed: list[int] = []
     lines: list[str] = []
 
@@ -105,7 +106,7 @@ def test_a_recorder_killed_mid_episode_loses_no_completed_episode(tmp_path: Path
 
     for key in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "MUJOCO_GL"):
         monkeypatch.setenv(key, ros_env[key])
-    domain = int(ros_env["ROS_DOMAIN_ID"]) % 200 + 25
+    domain = domain_beside(int(ros_env["ROS_DOMAIN_ID"]), 25)
     out = tmp_path / "run"
     killed: dict[str, float] = {}
     lines: list[tuple[float, str]] = []
@@ -160,7 +161,7 @@ def test_a_generator_killed_with_sigkill_leaves_no_node_and_resumes_to_exactly_n
     import subprocess
     import sys
 
-    domain = int(ros_env["ROS_DOMAIN_ID"]) % 200 + 30
+    domain = domain_beside(int(ros_env["ROS_DOMAIN_ID"]), 30)
     out = tmp_path / "run"
     exe = str(Path(sys.prefix) / "bin" / "llm-trainer")
     cmd = [exe, "generate", "--tasks", "put_block,stack_blocks", "--episodes", "2", "--no-cameras",

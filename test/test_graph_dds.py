@@ -22,6 +22,7 @@ from llm_trainer.datagen.graph_client import GraphClient  # noqa: E402
 from llm_trainer.execution.executor import ErrorCode  # noqa: E402
 from llm_trainer.primitives import Primitive  # noqa: E402
 from llm_trainer.ros.conversions import primitive_to_msg, scene_from_msg  # noqa: E402
+from llm_trainer.ros.domains import domain_beside  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,7 @@ def test_cancel_stops_a_running_execution(tmp_path):
     spec = load_graph("sim")
     spec.nodes = [n for n in spec.nodes if n.executable in ("sim_node", "executor_node")]
     args = {"output_dir": str(tmp_path), "render_cameras": False, "real_time_factor": 1.0}
-    domain = (int(os.environ["ROS_DOMAIN_ID"]) + 50) % 200 + 1  # away from the module's (unpaced) graph
+    domain = domain_beside(int(os.environ["ROS_DOMAIN_ID"]), 50)  # away from the module's (unpaced) graph
     with LocalGraph(spec, args, log_dir=tmp_path / "logs", domain_id=domain) as local:
         client = GraphClient(record=False, alive_check=local.check_alive, domain_id=domain)
         try:
@@ -263,7 +264,7 @@ def test_state_streams_follow_their_clock_and_results_carry_the_end_stamp(stream
     spec.nodes = [n for n in spec.nodes if n.executable == "sim_node"]
     args = {"output_dir": str(tmp_path), "render_cameras": False, "stream_clock": stream_clock}
     # A domain of its own: the module's graph (the fixture above) may be running, with its own simulator.
-    domain = int(os.environ["ROS_DOMAIN_ID"]) % 200 + (24 if stream_clock == "sim" else 25)
+    domain = domain_beside(int(os.environ["ROS_DOMAIN_ID"]), 54 if stream_clock == "sim" else 55)
     ros_context = Context()
     rclpy.init(context=ros_context, domain_id=domain)
     with LocalGraph(spec, args, log_dir=tmp_path / "logs", domain_id=domain) as local:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from llm_trainer.ros.domains import domain_beside
+
 pytestmark = pytest.mark.ros
 
 
@@ -172,7 +174,7 @@ def test_sim_executor_and_recorder_stop_on_signals_and_the_recorder_closes_its_e
 
     spec = load_graph("sim")
     spec.nodes = [n for n in spec.nodes if n.executable != "planner_node"]
-    domain = (int(ros_env["ROS_DOMAIN_ID"]) + 70) % 200 + 1
+    domain = domain_beside(int(ros_env["ROS_DOMAIN_ID"]), 70)
     args = {"output_dir": str(tmp_path), "record_dir": str(tmp_path), "render_cameras": False}
     with LocalGraph(spec, args, log_dir=tmp_path / "logs", domain_id=domain) as local:
         client = GraphClient(domain_id=domain, alive_check=local.check_alive)

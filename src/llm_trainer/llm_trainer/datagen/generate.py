@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import threading
 import time
 from collections import Counter
@@ -41,6 +40,7 @@ from llm_trainer.execution.executor import ExecutionResult
 from llm_trainer.planning.registry import BACKENDS
 from llm_trainer.primitives import plan_to_dicts
 from llm_trainer.ros.conversions import primitive_from_msg, scene_from_msg, seconds_from_stamp, status_from_msg
+from llm_trainer.ros.domains import random_domain
 from llm_trainer.tasks.registry import get_task, task_names
 
 
@@ -290,7 +290,7 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
     if base_domain is None:
         # Each run starts private graphs: a random domain keeps two runs (or someone's other nodes on
         # the default domain 0) from answering each other's services. --domain-id pins it.
-        base_domain = random.randint(1, 200 - options.workers)
+        base_domain = random_domain(options.workers)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     graph = load_graph(options.graph)
     if not options.record:

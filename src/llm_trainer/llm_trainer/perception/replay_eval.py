@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from llm_trainer.perception.evaluation import score, summary
+from llm_trainer.ros.domains import random_domain
 from llm_trainer.sensors.cameras import camera_of_topic
 
 
@@ -74,7 +74,7 @@ def perception_eval(options: EvalOptions, log=print) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="llm_trainer_perception_eval_"))
     objects_file = work / "objects.json"
     objects_file.write_text(json.dumps(meta["queries"]), encoding="utf-8")
-    domain = random.randint(1, 200)
+    domain = random_domain()
     env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     log_dir = Path(options.log_dir or work)
     log_dir.mkdir(parents=True, exist_ok=True)
