@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from llm_trainer.bringup.graph import EXECUTABLES, argument_docs, describe, load_graph
 from llm_trainer.config import ConfigError, config_dir
+from llm_trainer.ros.domains import domain_beside
 
 GRAPHS = sorted(p.stem for p in (config_dir() / "graphs").glob("*.yaml"))
 
@@ -225,7 +227,6 @@ def test_the_task_loop_checks_plans_confirms_executes_records_and_stops(sim_grap
 
 @pytest.mark.ros
 def test_an_executor_started_with_dry_run_never_moves(tmp_path) -> None:
-    import random
 
     from llm_trainer.bringup.drive import TaskOptions, run_task
     from llm_trainer.bringup.local import LocalGraph
@@ -235,7 +236,7 @@ def test_an_executor_started_with_dry_run_never_moves(tmp_path) -> None:
     spec.nodes = [n for n in spec.nodes if n.executable != "recorder_node"]
     executor = next(n for n in spec.nodes if n.name == "executor")
     executor.parameters.update(dry_run=True, speed_scale=0.5)
-    domain = random.randint(201, 230)
+    domain = domain_beside(int(os.environ["ROS_DOMAIN_ID"]), 40)
     with LocalGraph(spec, {"output_dir": str(tmp_path), "render_cameras": False}, log_dir=tmp_path / "logs",
                     domain_id=domain) as local:  # fmt: skip
         client = GraphClient(domain_id=domain, record=False, node_name="dry_run_test")
@@ -258,13 +259,13 @@ def test_an_executor_started_with_dry_run_never_moves(tmp_path) -> None:
 def test_the_replay_graph_plays_a_bag_into_perception(tmp_path) -> None:
     """The replay graph as launched: bag_player publishes the bag's camera streams, perception answers with
     the scene, every queried object found; with one camera left out of playback, the others' objects."""
-    import random
     import threading
 
     from llm_trainer.bringup.local import LocalGraph
     from llm_trainer.datagen.graph_client import GraphClient
     from llm_trainer.perception.scene_bag import record_scene_bag
     from llm_trainer.recording.bag_reader import read_episode_metadata
+    from llm_trainer.ros.qos import SCENE_QOS
     from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 
     bag = record_scene_bag("put_block", 3, tmp_path / "put_block_3", seconds=0.6)
@@ -272,7 +273,7 @@ def test_the_replay_graph_plays_a_bag_into_perception(tmp_path) -> None:
     objects = tmp_path / "objects.json"
     objects.write_text(json.dumps(queries))
     for cameras in ("", "left,right"):
-        domain = random.randint(201, 230)
+        domain = domain_beside(int(os.environ["ROS_DOMAIN_ID"]), 45)
         # Looping: a pass sent before perception's readers saw the player is lost; a later one is not.
         args = {"bag": str(bag), "rate": 1.0, "loop": True, "objects_file": str(objects), "cameras": cameras,
                 "perception_cameras": cameras or "front,left,right"}  # fmt: skip
@@ -286,8 +287,9 @@ def test_the_replay_graph_plays_a_bag_into_perception(tmp_path) -> None:
             if len(msg.objects) == len(queries) or not everything:
                 done.set()
 
-        # Subscribed before the graph starts: each pass of the bag takes about a second.
-        client.node.create_subscription(SceneStateMsg, "/scene/objects", on_scene, 10)
+        # Perception answers each stamp once (the first pass of the loop), maybe before this reader has
+        # matched its publisher: the scene topic is latched (SCENE_QOS), so a late reader still gets it.
+        client.node.create_subscription(SceneStateMsg, "/scene/objects", on_scene, SCENE_QOS)
         try:
             with LocalGraph(load_graph("replay"), args, log_dir=logs, domain_id=domain) as local:
                 for _ in range(60):

@@ -95,13 +95,14 @@ def preflight(client, options: TaskOptions) -> list[str]:
 
 
 def current_scene(client, options: TaskOptions):
+    from llm_trainer.ros.qos import SCENE_QOS
     from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 
     topics = [options.scene_topic] if options.scene_topic else list(SCENE_TOPICS)
     for i, topic in enumerate(topics):
         last = i == len(topics) - 1
         wait = options.timeout if last else min(3.0, options.timeout)
-        msg = _first_message(client.node, SceneStateMsg, topic, wait)
+        msg = _first_message(client.node, SceneStateMsg, topic, wait, SCENE_QOS)
         if msg is not None:
             return topic, msg
     raise Refused(f"no scene on {' or '.join(topics)} within {options.timeout:g} s (is perception running?)")

@@ -43,6 +43,7 @@ from llm_trainer.ros.conversions import (
 )
 from llm_trainer.ros.listener import Listener
 from llm_trainer.ros.node_runner import run_node
+from llm_trainer.ros.qos import SCENE_QOS
 from llm_trainer.ros.sim_controller_backend import SimControllerBackend
 from llm_trainer.scene import SceneState
 from llm_trainer_interfaces.action import ExecutePlan
@@ -65,7 +66,7 @@ class SceneSubscriber:
         self._stamp = 0.0
         self._count = 0
         self.topic = topic
-        self._listener = Listener(node, SceneStateMsg, topic, self._on_scene)
+        self._listener = Listener(node, SceneStateMsg, topic, self._on_scene, SCENE_QOS)
 
     def close(self) -> None:
         self._listener.close()

@@ -37,7 +37,7 @@ from llm_trainer.perception.pipeline import Perception, load_perception_config
 from llm_trainer.perception.views import ObjectQuery
 from llm_trainer.ros.conversions import scene_to_msg
 from llm_trainer.ros.node_runner import run_node
-from llm_trainer.ros.qos import EXTRINSICS_QOS
+from llm_trainer.ros.qos import EXTRINSICS_QOS, SCENE_QOS
 from llm_trainer.scene import SceneState
 from llm_trainer.sensors.cameras import camera_topics
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
@@ -91,7 +91,7 @@ class PerceptionNode(Node):
         self._first_new: float | None = None  # wall time the first camera of a new frame set arrived
         self._done_stamp = -1.0
         self._ee = None
-        self.scene_pub = self.create_publisher(SceneStateMsg, self.get_parameter("output_topic").value, 10)
+        self.scene_pub = self.create_publisher(SceneStateMsg, self.get_parameter("output_topic").value, SCENE_QOS)
         self.report_pub = self.create_publisher(String, "~/report", 10)
         self.debug_pubs = {
             name: self.create_publisher(CompressedImage, f"~/debug/{name}/image/compressed", 2) for name in self.cameras

@@ -30,6 +30,7 @@ from llm_trainer.primitives import plan_from_dicts
 from llm_trainer.ros.conversions import primitive_to_msg, scene_from_msg
 from llm_trainer.ros.listener import Listener
 from llm_trainer.ros.node_runner import run_node
+from llm_trainer.ros.qos import SCENE_QOS
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 from llm_trainer_interfaces.srv import PlanTask
 
@@ -56,7 +57,7 @@ class PlannerNode(Node):
         group = ReentrantCallbackGroup()
         # The latest scene, for requests without one; off the main executor (a Listener: scenes stream at
         # 200 a second while an unpaced simulation runs at 20x; measured 41 % of a core on the main one).
-        self._scenes = Listener(self, SceneStateMsg, self.get_parameter("scene_topic").value, self._on_scene)
+        self._scenes = Listener(self, SceneStateMsg, self.get_parameter("scene_topic").value, self._on_scene, SCENE_QOS)
         self.create_service(PlanTask, "~/plan", self._on_plan, callback_group=group)
         self.get_logger().info(f"planner ready: backend {self.default_backend}")
 

@@ -42,7 +42,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from llm_trainer.config import ConfigError
 from llm_trainer.ros.conversions import scene_to_msg, seconds_from_stamp, stamp_from_seconds
 from llm_trainer.ros.node_runner import run_node
-from llm_trainer.ros.qos import EXTRINSICS_QOS
+from llm_trainer.ros.qos import EXTRINSICS_QOS, SCENE_QOS
 from llm_trainer.sensors.cameras import camera_topics
 from llm_trainer.sim import panda_description as panda
 from llm_trainer.sim.backends import make_simulator
@@ -106,7 +106,7 @@ class SimNode(Node):
             "/joint_states": self.create_publisher(JointState, "/joint_states", state_qos),
             "/joint_commands": self.create_publisher(JointState, "/joint_commands", state_qos),
             "/ee_pose": self.create_publisher(PoseStamped, "/ee_pose", state_qos),
-            "/scene/ground_truth": self.create_publisher(SceneStateMsg, "/scene/ground_truth", 10),
+            "/scene/ground_truth": self.create_publisher(SceneStateMsg, "/scene/ground_truth", SCENE_QOS),
             "/clock": self.create_publisher(Clock, "/clock", 10),
         }
         # The camera contract (llm_trainer.sensors.cameras): raw and image_transport-compressed streams,
