@@ -199,6 +199,42 @@ def test_follow_trajectory_reaches_goal(sim: MujocoSimulation, kin: PandaKinemat
     assert sim.tcp_yaw() == pytest.approx(1.0, abs=math.radians(1))
 
 
+def test_follow_trajectory_steps_off_its_precomputed_clock_are_evaluated_on_their_own(
+    sim: MujocoSimulation, kin: PandaKinematics
+) -> None:
+    """The reference is computed for MuJoCo's clock ahead of the motion; should the clock not be where
+    it was predicted (here nudged by a callback), each later step gets its own reference, and the
+    motion is followed as closely as before."""
+    traj = _trajectory(sim, kin)
+    start = (sim.data.qpos.copy(), sim.data.qvel.copy(), sim.data.ctrl.copy(), sim.data.time)
+
+    def restore() -> None:
+        sim.data.qpos[:], sim.data.qvel[:], sim.data.ctrl[:], sim.data.time = start
+        mujoco.mj_forward(sim.model, sim.data)
+
+    plain = sim.follow_trajectory(traj.times, traj.positions)
+    restore()
+    steps = {"n": 0}
+
+    def nudge(s: MujocoSimulation) -> None:
+        steps["n"] += 1
+        if steps["n"] == 100:
+            s.data.time += 1e-9
+
+    evaluations = []
+    precomputed = MujocoSimulation._references
+    sim._references = lambda *a: (evaluations.append(len(a[0])), precomputed(*a))[1]
+    try:
+        nudged = sim.follow_trajectory(traj.times, traj.positions, on_step=nudge)
+    finally:
+        del sim._references
+    assert evaluations[0] > 100 and evaluations[1:] and set(evaluations[1:]) == {1}  # then one step at a time
+    assert plain.error_code == nudged.error_code == 0, nudged.message
+    assert nudged.max_tracking_error == pytest.approx(plain.max_tracking_error, rel=0.05)
+    assert nudged.final_error < 0.01
+    np.testing.assert_allclose(nudged.final_positions, plain.final_positions, atol=2e-3)
+
+
 def test_follow_trajectory_rejects_malformed_input(sim: MujocoSimulation) -> None:
     q = sim.joint_positions()
     t0 = sim.time

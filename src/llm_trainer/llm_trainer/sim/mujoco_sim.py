@@ -291,48 +291,80 @@ class MujocoSimulation(Simulator):
         dt = self.model.opt.timestep
         t_start = self.time
         end = float(times[-1])
-        max_track = 0.0
         goal = positions[-1]
         settle_deadline = end + settle_time
+        # The reference for every physics step of the motion, computed at once: per-step np.interp and
+        # clip calls were a third of an in-process episode's time. The step times repeat MuJoCo's own
+        # clock (data.time += timestep, in the same float arithmetic), so the targets are bit for bit
+        # what a per-step evaluation gives; a step whose time differs falls back to that evaluation.
+        clock = [t_start]
+        while clock[-1] - t_start + dt <= end:
+            clock.append(clock[-1] + dt)
+        clock = np.asarray(clock[:-1])
+        step_t = clock - t_start + dt
+        refs, targets = self._references(step_t, times, positions, dt)
+        tracked = np.empty_like(refs)
+        k, off_clock_track = 0, 0.0
+        arm_qpos, arm_act = self._arm_qpos, self._arm_act
         while True:
             if should_stop and should_stop():
                 self.set_arm_target(self.joint_positions())  # hold where the arm is now
                 return TrajectoryOutcome(
                     -6,
                     float(np.max(np.abs(self.joint_positions() - goal))),
-                    max_track,
+                    max(self._max_track(tracked[:k], refs[:k]), off_clock_track),
                     self.time - t_start,
                     "cancelled",
                     self.joint_positions(),
                 )
-            t = self.time - t_start + dt
-            if t <= end:
-                ref = np.array([np.interp(t, times, positions[:, j]) for j in range(7)])
-                ahead = np.array([np.interp(t + dt, times, positions[:, j]) for j in range(7)])
-                # The servos' damping (kv) lags a moving reference by kv/kp * velocity: feed it forward.
-                target = ref + panda.SERVO_KV_OVER_KP * (ahead - ref) / dt
+            now = self.time
+            t = now - t_start + dt
+            moving, ref = t <= end, None
+            if moving and k < len(clock) and now == clock[k]:
+                self.data.ctrl[arm_act] = targets[k]
+            elif moving:  # off the precomputed clock (not expected): this step evaluated on its own
+                one_ref, one_target = self._references(np.array([t]), times, positions, dt)
+                ref = one_ref[0]
+                self.data.ctrl[arm_act] = one_target[0]
             else:
-                ref = target = goal
-            self.set_arm_target(target)
+                self.set_arm_target(goal)
             self.step()
             if on_step:
                 on_step(self)
+            if moving:
+                if ref is None:
+                    tracked[k] = self.data.qpos[arm_qpos]
+                    k += 1
+                else:
+                    off_clock_track = max(off_clock_track, float(np.max(np.abs(self.data.qpos[arm_qpos] - ref))))
+                continue
             q = self.joint_positions()
-            if t <= end:
-                max_track = max(max_track, float(np.max(np.abs(q - ref))))
-            else:
-                err = float(np.max(np.abs(q - goal)))
-                settled = err < goal_tolerance * 0.2 and float(np.max(np.abs(self.joint_velocities()))) < 0.02
-                if settled or t >= settle_deadline:
-                    ok = err <= goal_tolerance
-                    return TrajectoryOutcome(
-                        0 if ok else -5,
-                        err,
-                        max_track,
-                        self.time - t_start,
-                        "" if ok else f"final joint error {err:.4f} rad exceeds tolerance {goal_tolerance}",
-                        q,
-                    )
+            err = float(np.max(np.abs(q - goal)))
+            settled = err < goal_tolerance * 0.2 and float(np.max(np.abs(self.joint_velocities()))) < 0.02
+            if settled or t >= settle_deadline:
+                ok = err <= goal_tolerance
+                return TrajectoryOutcome(
+                    0 if ok else -5,
+                    err,
+                    max(self._max_track(tracked[:k], refs[:k]), off_clock_track),
+                    self.time - t_start,
+                    "" if ok else f"final joint error {err:.4f} rad exceeds tolerance {goal_tolerance}",
+                    q,
+                )
+
+    @staticmethod
+    def _references(step_t: np.ndarray, times: np.ndarray, positions: np.ndarray, dt: float):
+        """The reference at each step time and the servo target that tracks it: the servos' damping (kv)
+        lags a moving reference by kv/kp * velocity, so the target feeds that velocity forward."""
+        ref = np.stack([np.interp(step_t, times, positions[:, j]) for j in range(7)], axis=1)
+        ahead = np.stack([np.interp(step_t + dt, times, positions[:, j]) for j in range(7)], axis=1)
+        target = np.clip(ref + panda.SERVO_KV_OVER_KP * (ahead - ref) / dt, panda.JOINT_LOWER, panda.JOINT_UPPER)
+        return ref, target
+
+    @staticmethod
+    def _max_track(q: np.ndarray, ref: np.ndarray) -> float:
+        """The largest joint deviation from the reference while it moved (0 for an instant motion)."""
+        return float(np.max(np.abs(q - ref))) if len(q) else 0.0
 
     # ---------------------------------------------------------------- scene
     def object_pose(self, spec: ObjectSpec) -> tuple[tuple[float, float, float], float]:
