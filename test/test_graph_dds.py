@@ -199,6 +199,7 @@ def test_the_executor_ignores_scenes_stamped_before_its_goal(ros_context):
 
     from llm_trainer.nodes.executor_node import SceneSubscriber
     from llm_trainer.ros.conversions import scene_to_msg, stamp_from_seconds
+    from llm_trainer.ros.qos import SCENE_QOS
     from llm_trainer.scene import ObjectState, SceneState
     from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 
@@ -208,7 +209,8 @@ def test_the_executor_ignores_scenes_stamped_before_its_goal(ros_context):
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
-        pub = node.create_publisher(SceneStateMsg, "/test/scene", 10)
+        # The scene contract's QoS: a volatile publisher would never match the latched reader.
+        pub = node.create_publisher(SceneStateMsg, "/test/scene", SCENE_QOS)
         scenes = SceneSubscriber(node, "/test/scene")
         deadline = time.monotonic() + 20
         while pub.get_subscription_count() < 1 and time.monotonic() < deadline:

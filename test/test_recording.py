@@ -264,6 +264,7 @@ def test_recorder_node_records_and_the_exporter_reads_its_bag(tmp_path, ros_cont
     from rclpy.parameter import Parameter
 
     from llm_trainer.nodes.recorder_node import DemoRecorderNode
+    from llm_trainer.ros.qos import SCENE_QOS
     from llm_trainer_interfaces.srv import EpisodeControl
 
     topics = ["/joint_states", "/joint_commands", "/ee_pose", "/scene/ground_truth", "/cameras/front/color"]
@@ -304,7 +305,7 @@ def test_recorder_node_records_and_the_exporter_reads_its_bag(tmp_path, ros_cont
         assert not request(EpisodeControl.Request.START).ok  # already recording
 
         # Advertised only after START: the recorder's retry timer must pick it up.
-        pubs["/scene/ground_truth"] = sim.create_publisher(SceneState, "/scene/ground_truth", 10)
+        pubs["/scene/ground_truth"] = sim.create_publisher(SceneState, "/scene/ground_truth", SCENE_QOS)
         for topic, pub in pubs.items():
             _wait_for(lambda p=pub: p.get_subscription_count() >= 1, what=f"the recorder to subscribe {topic}")
         # Both ends must have matched: a reader that has not yet seen the writer drops its first samples.
