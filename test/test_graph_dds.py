@@ -241,6 +241,14 @@ def test_the_executor_ignores_scenes_stamped_before_its_goal(ros_context):
         publish("current_block", 29.8)
         waiter.join(timeout=10)
         assert result["scene"] is not None and result["scene"].names() == ["current_block"]
+        # wait_since(): the scene the simulator sends as a goal ends (stamped like the goal's result),
+        # not the one before it; None when it never comes
+        assert scenes.wait_since(40.0, timeout=0.2) is None
+        later = threading.Timer(0.2, lambda: publish("after_goal_block", 40.0))
+        later.start()
+        waited = scenes.wait_since(40.0, timeout=10.0)
+        later.join()
+        assert waited is not None and waited.names() == ["after_goal_block"]
     finally:
         scenes.close()
         executor.shutdown()
@@ -251,16 +259,20 @@ def test_the_executor_ignores_scenes_stamped_before_its_goal(ros_context):
 @pytest.mark.parametrize("stream_clock", ["sim", "wall"])
 def test_state_streams_follow_their_clock_and_results_carry_the_end_stamp(stream_clock, tmp_path):
     """``stream_clock: sim`` (recording): /joint_states at 50 Hz of simulated time through a motion,
-    whatever its speed. ``wall`` (nothing records): at most 50 a wall-clock second, and the state at
-    the goal's end goes out ahead of the result, so the backend's next query within a plan needs no
-    new message. Every controller result carries the simulation time its goal ended."""
+    whatever its speed, the scene at 10 Hz. ``wall`` (nothing records): at most 50 states and 10 scenes
+    a wall-clock second, and the state and the scene at the goal's end go out ahead of the result, so
+    the backend's next query within a plan needs no new message and the executor checks the next
+    motion against the world as the goal left it. Every controller result carries the simulation
+    time its goal ended."""
     import rclpy.executors
     from rclpy.context import Context
     from sensor_msgs.msg import JointState
 
     from llm_trainer.motion.trajectory import JointTrajectory
     from llm_trainer.ros.conversions import seconds_from_stamp
+    from llm_trainer.ros.qos import SCENE_QOS
     from llm_trainer.ros.sim_controller_backend import SimControllerBackend
+    from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 
     spec = load_graph("sim")
     spec.nodes = [n for n in spec.nodes if n.executable == "sim_node"]
@@ -280,6 +292,13 @@ def test_state_streams_follow_their_clock_and_results_carry_the_end_stamp(stream
         sub = node.create_subscription(
             JointState, "/joint_states", lambda m: stamps.append(seconds_from_stamp(m.header.stamp)), 1000
         )
+        scene_stamps: list[float] = []
+        scene_sub = node.create_subscription(
+            SceneStateMsg,
+            "/scene/ground_truth",
+            lambda m: scene_stamps.append(seconds_from_stamp(m.header.stamp)),
+            SCENE_QOS,
+        )
         try:
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
@@ -294,15 +313,16 @@ def test_state_streams_follow_their_clock_and_results_carry_the_end_stamp(stream
             q1 = q0 + np.array([0.3, 0.2, 0.0, 0.2, 0.0, -0.2, 0.3])
             times = np.linspace(0.0, 2.0, 21)
             positions = q0 + (q1 - q0) * (times / 2.0)[:, None]
-            n0 = len(stamps)
+            n0, m0 = len(stamps), len(scene_stamps)
             w0 = time.monotonic()
             outcome = backend.follow_joint_trajectory(
                 JointTrajectory(times=times, positions=positions), threading.Event()
             )
             wall = time.monotonic() - w0
             assert outcome.error_code == 0, outcome.message
-            end = backend._goal_end  # the result's stamp
+            end = backend.goal_end_stamp()  # the result's stamp
             during = [s for s in stamps[n0:] if s <= end]
+            scenes_during = [s for s in scene_stamps[m0:] if s < end - 1e-6]
             sim_span = end - during[0]
             assert sim_span >= 2.0  # the whole trajectory ran (plus settling)
             if stream_clock == "sim":
@@ -313,20 +333,27 @@ def test_state_streams_follow_their_clock_and_results_carry_the_end_stamp(stream
                 assert abs(float(np.median(gaps)) - 0.02) < 1e-3, gaps
                 assert np.all(np.abs(gaps / 0.02 - np.round(gaps / 0.02)) < 1e-3), gaps
                 assert len(during) <= 50 * sim_span + 3, (len(during), sim_span)
+                scene_gaps = np.diff(scenes_during)
+                assert abs(float(np.median(scene_gaps)) - 0.1) < 1e-3, scene_gaps
             else:
                 assert len(during) <= 50 * wall + 3, (len(during), wall)
-                # the end state was sent ahead of the result: already here, or on its way
+                assert len(scenes_during) <= 10 * wall + 3, (len(scenes_during), wall)
+                # the end state and scene were sent ahead of the result: already here, or on their way
                 deadline = time.monotonic() + 2.0
-                while max(stamps) < end and time.monotonic() < deadline:
+                while (max(stamps) < end or not any(abs(s - end) < 1e-6 for s in scene_stamps)) and (
+                    time.monotonic() < deadline
+                ):
                     time.sleep(0.005)
                 assert max(stamps) >= end
+                assert any(abs(s - end) < 1e-6 for s in scene_stamps), (end, scene_stamps[-5:])
             q = backend.joint_positions()  # within the plan: a state at or after the goal's end
             assert backend.latest_state_stamp() >= end
             assert np.max(np.abs(q - q1)) < 0.02
             gripper = backend.move_gripper(0.06, 20.0, threading.Event())
-            assert gripper.reached_goal and backend._goal_end > end
+            assert gripper.reached_goal and backend.goal_end_stamp() > end
         finally:
             node.destroy_subscription(sub)
+            node.destroy_subscription(scene_sub)
             backend.close()
             executor.shutdown()
             spinner.join(timeout=5)

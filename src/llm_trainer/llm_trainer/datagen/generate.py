@@ -333,8 +333,10 @@ def generate(options: GenerateOptions, log=print) -> dict[str, Any]:
             "render_cameras": options.render_cameras,
             "camera_rate_hz": options.camera_rate_hz,
             "planner_backend": options.planner,
-            # Nothing records: listeners want the latest state, not 50 Hz of simulated time (sim_node).
+            # Nothing records: listeners want the latest state, not 50 Hz of simulated time (sim_node);
+            # the executor then checks each motion against the scene sent as the previous goal ended.
             "stream_clock": "sim" if options.record else "wall",
+            "scene_after_goal_timeout": 0.0 if options.record else 1.0,
         }
         pending = list(shares[k])
         tries: dict[str, int] = {}

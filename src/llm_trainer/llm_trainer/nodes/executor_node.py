@@ -91,6 +91,12 @@ class SceneSubscriber:
         with self._cond:
             return self._scene if self._scene is not None and self._stamp >= stamp else None
 
+    def wait_since(self, stamp: float, timeout: float) -> SceneState | None:
+        """The latest scene once one stamped at or after ``stamp`` arrived (None after ``timeout``)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._scene is not None and self._stamp >= stamp, timeout=timeout)
+            return self._scene if self._scene is not None and self._stamp >= stamp else None
+
     def fresh(self, timeout: float, now: float | None = None, max_age: float = SCENE_MAX_AGE) -> SceneState | None:
         """A scene received after the call and, given the robot's clock ``now``, stamped near it.
 
@@ -119,6 +125,10 @@ class ExecutorNode(Node):
         self.declare_parameter("controller_namespace", "/sim")
         self.declare_parameter("scene_topic", "<config>")  # "<config>": executor.yaml's scene_topic; "" = none
         self.declare_parameter("scene_timeout", 2.0)  # [s] waiting for a fresh scene per plan
+        # [s] > 0: the scene source sends a scene as each controller goal ends, stamped like its result
+        # (the simulator with stream_clock: wall); a motion after the plan's first waits this long for
+        # that scene instead of taking the latest. 0: the latest (perception, a recorded simulation).
+        self.declare_parameter("scene_after_goal_timeout", 0.0)
         self.declare_parameter("confirm_hardware", False)
         self.declare_parameter("robot_ip", "")
         self.declare_parameter("hardware_config_file", "")  # default: config/<backend>.yaml
@@ -150,13 +160,14 @@ class ExecutorNode(Node):
         topic = self.config.scene_topic if topic == "<config>" else topic
         self._scenes = SceneSubscriber(self, topic) if topic else None
         self._scene_timeout = float(self.get_parameter("scene_timeout").value)
+        self._scene_after_goal = float(self.get_parameter("scene_after_goal_timeout").value)
+        if self._scene_after_goal < 0:
+            raise ConfigError(f"scene_after_goal_timeout must be >= 0, got {self._scene_after_goal}")
+        if self._scene_after_goal > 0 and not hasattr(self.backend, "goal_end_stamp"):
+            raise ConfigError(f"scene_after_goal_timeout needs the sim backend, not {backend_name!r}")
         # Live scenes (re-checked before every motion) must not predate the scene the plan was made for.
         self._live_since = 0.0
-        self.executor_core = PlanExecutor(
-            self.backend,
-            self.config,
-            scene_source=(lambda: self._scenes.latest_since(self._live_since)) if self._scenes else (lambda: None),
-        )
+        self.executor_core = PlanExecutor(self.backend, self.config, scene_source=self._live_scene)
         self._busy = threading.Lock()
         self._cancel_events: dict[bytes, threading.Event] = {}
         self._events = self.create_publisher(PrimitiveEvent, "~/primitive_events", 100)
@@ -176,6 +187,24 @@ class ExecutorNode(Node):
             f"executor ready: backend {backend_name}, {mode}, speed scale "
             f"{float(self.get_parameter('speed_scale').value):g}, scene from {topic or 'nowhere (table only)'}"
         )
+
+    def _live_scene(self) -> SceneState | None:
+        """The scene a motion is checked against: the latest one not older than the plan's scene or,
+        with ``scene_after_goal_timeout``, the one sent as the plan's previous goal ended."""
+        if self._scenes is None:
+            return None
+        if self._scene_after_goal > 0:
+            goal_end = self.backend.goal_end_stamp()
+            if goal_end > 0.0 and goal_end >= self._live_since:
+                scene = self._scenes.wait_since(goal_end, self._scene_after_goal)
+                if scene is not None:
+                    return scene
+                self.get_logger().warning(
+                    f"no scene stamped at the last goal's end ({goal_end:.3f} s) on {self._scenes.topic} within "
+                    f"{self._scene_after_goal} s; checking against the latest one",
+                    throttle_duration_sec=5.0,
+                )
+        return self._scenes.latest_since(self._live_since)
 
     def _on_goal(self, _goal) -> GoalResponse:
         if self._stopped.is_set():

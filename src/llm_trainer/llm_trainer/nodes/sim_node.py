@@ -15,10 +15,12 @@ callbacks hand it jobs and wait. While a motion runs, physics goes as fast as th
 Rates: the streams follow simulated time (``stream_clock: sim``, what a recording needs: 50 Hz of
 robot time whatever the speed) or, when nobody records, wall time (``stream_clock: wall``): an
 unpaced motion at 20x real time then costs 50 messages a second to each listener, not 1,000, and a
-listener only ever wants the latest state. The scene keeps to simulated time in both (the executor
-checks each motion against the latest scene, which must not be seconds of robot time old).
-Trajectory feedback always runs on wall time (``feedback_rate_hz``), as ros2_control's trajectory
-controller does; nothing records it.
+listener only ever wants the latest state. The scene follows the same clock; on wall time the
+simulator also sends the state and the scene as each controller goal ends, stamped like its result,
+ahead of it: the executor checks each motion against the scene as of the previous goal's end
+(``scene_after_goal_timeout``), which a 10 Hz wall-time stream alone would leave up to two simulated
+seconds stale (a block just let go still in hand). Trajectory feedback always runs on wall time
+(``feedback_rate_hz``), as ros2_control's trajectory controller does; nothing records it.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from llm_trainer.sim import panda_description as panda
 from llm_trainer.sim.backends import make_simulator
 from llm_trainer.sim.mujoco_sim import MujocoSimulation
 from llm_trainer.sim.sim_config import SimConfig, load_sim_config
-from llm_trainer.sim.topics import SimTopics
+from llm_trainer.sim.topics import SCENE, SimTopics
 from llm_trainer.tasks.registry import get_task, task_names
 from llm_trainer_interfaces.action import FollowJointTrajectory, GripperCommand
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
@@ -225,24 +227,22 @@ class SimNode(Node):
     def _on_step(self, sim: MujocoSimulation) -> None:
         t = sim.time
         schedule = t if self._stream_clock == "sim" else time.monotonic()
-        # The scene stays on simulated time: the executor checks each motion against the latest one,
-        # and one 100 ms of wall time old can be two simulated seconds old (a released block still in hand).
-        for sample in self.topics.due_samples(
-            sim, schedule, self._clock_offset + t, want_raw=self._raw_wanted, scene_t=t
-        ):
+        for sample in self.topics.due_samples(sim, schedule, self._clock_offset + t, want_raw=self._raw_wanted):
             self._pubs[sample.topic].publish(sample.data)
         self._pace(sim)
 
     def _ended(self, outcome: Any) -> tuple[Any, float]:
         """A controller goal's outcome and the simulation time it ended at (the result's stamp: the
-        executor takes a joint state this new as the arm's state after it). With nothing recording
-        (``stream_clock: wall``) that state goes out at once, ahead of the result, instead of at the
-        next period of the idle real-time schedule; a recording keeps its regular 50 Hz grid."""
+        executor takes a joint state and a scene this new as the world after it). With nothing
+        recording (``stream_clock: wall``) both go out at once, ahead of the result, instead of at the
+        next period of the wall-time schedule; a recording keeps its regular grid of simulated time."""
         t = self.sim.time
         if self._stream_clock == "wall":
             stamp = self._clock_offset + t
-            for sample in self.topics.state_samples(self.sim, stamp, int(round(stamp * 1e9))):
+            t_ns = int(round(stamp * 1e9))
+            for sample in self.topics.state_samples(self.sim, stamp, t_ns):
                 self._pubs[sample.topic].publish(sample.data)
+            self._pubs[SCENE].publish(self.topics.scene(self.sim.scene_state(), stamp))
         return outcome, t
 
     def _raw_wanted(self, camera: str, kind: str) -> bool:

@@ -132,6 +132,11 @@ class SimControllerBackend(MotionBackend):
                 raise BackendUnavailable(f"no /joint_states stamped after {since:.3f} s arrived")
             return self._q.copy()
 
+    def goal_end_stamp(self) -> float:
+        """[s] The controller's clock when this plan's last goal ended (0 before its first one)."""
+        with self._lock:
+            return self._goal_end
+
     def new_plan(self) -> None:
         """A new plan starts: the world may have changed since our last goal (a reset, another
         client), so its first state query waits for states newer than the call again."""

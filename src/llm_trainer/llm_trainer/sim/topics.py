@@ -108,19 +108,17 @@ class SimTopics:
         stamp_s: float,
         *,
         want_raw: Callable[[str, str], bool] | None = None,
-        scene_t: float | None = None,
     ) -> list[Sample]:
-        """Messages due at schedule time ``t`` (simulation time, or wall time when nothing records;
-        the scene follows ``scene_t`` when given), stamped ``stamp_s``: time runs on across resets."""
+        """Messages due at schedule time ``t`` (simulation time, or wall time when nothing records),
+        stamped ``stamp_s``: time runs on across resets."""
         out: list[Sample] = []
-        scene_t = t if scene_t is None else scene_t
         t_ns = int(round(stamp_s * 1e9))
         cfg = self.config
         if is_due(self.due, "joints", t):
             advance(self.due, "joints", t, cfg.joint_state_rate_hz)
             out += self.state_samples(sim, stamp_s, t_ns)
-        if is_due(self.due, "scene", scene_t):
-            advance(self.due, "scene", scene_t, cfg.scene_rate_hz)
+        if is_due(self.due, "scene", t):
+            advance(self.due, "scene", t, cfg.scene_rate_hz)
             out.append(
                 Sample(SCENE, "llm_trainer_interfaces/msg/SceneState", self.scene(sim.scene_state(), stamp_s), t_ns)
             )
