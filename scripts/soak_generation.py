@@ -6,6 +6,11 @@ RSS after the first tenth of the episodes, at the end, and the slope per 100 epi
 as a steady slope; allocator warm-up as an early rise that flattens).
 
     .venv/bin/python scripts/soak_generation.py --task put_block --episodes 1000 [--cameras]
+
+``--tracemalloc DIR``: every node traces its Python allocations (``llm_trainer.ros.node_runner``)
+and writes a snapshot after a tenth of the episodes and near the end; the script prints, per node,
+the source lines whose allocations grew most in between (a leak in Python code names itself; a flat
+list with a rising RSS points below Python: the middleware, the allocator).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -24,24 +30,58 @@ from llm_trainer.machine import describe_machine
 NODES = ("sim_node", "planner_node", "executor_node", "recorder_node")
 
 
-def node_rss(domain: int) -> dict[str, float]:
-    """RSS [MB] of this run's node processes (by module name and ROS domain)."""
-    out: dict[str, float] = {}
+def node_processes(domain: int) -> dict[str, int]:
+    """PIDs of this run's node processes (by module name and ROS domain)."""
+    out: dict[str, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
             environ = (entry / "environ").read_bytes()
-            status = (entry / "status").read_text()
         except OSError:
             continue
         if f"ROS_DOMAIN_ID={domain}".encode() not in environ:
             continue
         for node in NODES:
             if f"llm_trainer.nodes.{node}".encode() in cmdline:
-                rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-                out[node] = rss / 1024
+                out[node] = int(entry.name)
+    return out
+
+
+def node_rss(domain: int) -> dict[str, float]:
+    """RSS [MB] of this run's node processes."""
+    out: dict[str, float] = {}
+    for node, pid in node_processes(domain).items():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        out[node] = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+    return out
+
+
+def snapshot_nodes(domain: int) -> None:
+    """Ask every node for a tracemalloc snapshot (SIGUSR1; they trace when started with --tracemalloc)."""
+    for pid in node_processes(domain).values():
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
+
+
+def allocation_growth(directory: Path, top: int = 8) -> dict[str, list[str]]:
+    """Per node: the source lines whose live allocations grew most between its first and last snapshot."""
+    import tracemalloc
+
+    out: dict[str, list[str]] = {}
+    for node in NODES:
+        snaps = sorted(directory.glob(f"{node}-*.tracemalloc"))
+        if len(snaps) < 2:
+            continue
+        first, last = (tracemalloc.Snapshot.load(str(p)) for p in (snaps[0], snaps[-1]))
+        stats = last.compare_to(first, "lineno")
+        out[node] = [f"{s.size_diff / 1024:+.0f} KiB ({s.count_diff:+d} blocks) {s.traceback[0]}" for s in stats[:top]]
     return out
 
 
@@ -53,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=float, default=10.0, help="seconds between memory samples")
     parser.add_argument("--domain-id", type=int, default=91)
     parser.add_argument("--out", default=None, help="run directory (default: a temporary one)")
+    parser.add_argument("--tracemalloc", default=None, metavar="DIR", help="trace the nodes' Python allocations")
     args = parser.parse_args(argv)
+    if args.tracemalloc:
+        from llm_trainer.ros.node_runner import TRACEMALLOC_ENV
+
+        os.environ[TRACEMALLOC_ENV] = str(Path(args.tracemalloc).resolve())  # the nodes inherit it
 
     from llm_trainer.datagen.generate import GenerateOptions, generate
 
@@ -74,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         if line.startswith("["):
             done["n"] += 1
+            if args.tracemalloc and done["n"] in (max(1, args.episodes // 10), max(2, args.episodes * 19 // 20)):
+                snapshot_nodes(args.domain_id)
             if done["n"] % 50 == 0:
                 print(f"{done['n']} episodes, {time.monotonic() - t0:.0f} s", flush=True)
 
@@ -100,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {node} | {r['rss_mb_after_10pct']} | {r['rss_mb_end']} | {r['slope_mb_per_100_episodes_second_half']} |"
         )
+    if args.tracemalloc:
+        for node, lines in allocation_growth(Path(args.tracemalloc)).items():
+            print(f"\n{node}: Python allocations that grew most, {args.episodes // 10} -> "
+                  f"{args.episodes * 19 // 20} episodes")  # fmt: skip
+            for line in lines:
+                print("  " + line)
     print(json.dumps({"episodes": summary["episodes"], "successes": summary["successes"], "nodes": rows,
                       "graph_failures": len(summary["graph_failures"]), "out": str(out)}))  # fmt: skip
     return 0

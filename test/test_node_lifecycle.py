@@ -145,6 +145,55 @@ def test_hung_clean_up_is_cut_off_by_the_watchdog(ros_env) -> None:
         _kill_if_running(proc)
 
 
+def test_a_traced_node_writes_an_allocation_snapshot_on_sigusr1(ros_env, tmp_path: Path) -> None:
+    """The soak's leak hunt: with LLM_TRAINER_TRACEMALLOC_DIR set, each SIGUSR1 leaves a whole snapshot
+    that holds the node's own allocations (here a list that grows on a timer), and the node keeps running."""
+    import tracemalloc
+
+    from llm_trainer.ros.node_runner import TRACEMALLOC_ENV
+
+    env = dict(ros_env, **{TRACEMALLOC_ENV: str(tmp_path)})
+    proc = _start(
+        env,
+        """
+        from rclpy.node import Node
+        from llm_trainer.ros.node_runner import run_node
+
+        class Hoarder(Node):
+            def __init__(self):
+                super().__init__("hoarder")
+                self.kept = []
+                self.create_timer(0.01, self._grow)
+                print("ready", flush=True)
+
+            def _grow(self):
+                self.kept.append(bytearray(10_000))
+
+        raise SystemExit(run_node(Hoarder, name="hoarder"))
+        """,
+    )
+    try:
+        _wait_for_line(proc, "ready")
+        time.sleep(0.5)
+        for _ in range(2):
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+        deadline = time.monotonic() + 20
+        while len(list(tmp_path.glob("hoarder-*.tracemalloc"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        snaps = sorted(tmp_path.glob("hoarder-*.tracemalloc"))
+        assert len(snaps) == 2 and not list(tmp_path.glob("*.part"))
+        assert proc.poll() is None  # still running
+        first, last = (tracemalloc.Snapshot.load(str(p)) for p in snaps)
+        top = last.compare_to(first, "lineno")[0]
+        # about 1 MB a second from the node's own code (the script given to python -c)
+        assert top.size_diff > 500_000 and top.traceback[0].filename == "<string>", top
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15.0) == 0
+    finally:
+        _kill_if_running(proc)
+
+
 def test_startup_error_is_one_line_and_exit_code_2(ros_env) -> None:
     proc = _start(
         ros_env,

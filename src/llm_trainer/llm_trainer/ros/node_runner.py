@@ -19,11 +19,16 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+
+#: A directory: the node traces its Python allocations (tracemalloc) and writes a snapshot there on
+#: SIGUSR1, for a soak's leak hunt (``scripts/soak_generation.py --tracemalloc DIR``). Unset: no tracing.
+TRACEMALLOC_ENV = "LLM_TRAINER_TRACEMALLOC_DIR"
 
 #: Exit code when the node could not start (bad configuration, missing backend).
 EXIT_STARTUP_ERROR = 2
@@ -48,6 +53,8 @@ def run_node(
     model still loading) interrupts the build at once. ``num_threads=None`` is rclpy's default.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    if os.environ.get(TRACEMALLOC_ENV):
+        _trace_allocations(name, Path(os.environ[TRACEMALLOC_ENV]))
     stop = threading.Event()
     spinning = threading.Event()
 
@@ -92,6 +99,25 @@ def run_node(
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     return code
+
+
+def _trace_allocations(name: str, directory: Path) -> None:
+    """Start tracemalloc; each SIGUSR1 writes ``<name>-<pid>-<n>.tracemalloc`` into ``directory``."""
+    import tracemalloc
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tracemalloc.start(16)
+    taken = {"n": 0}
+
+    def on_usr1(_signum: int, _frame) -> None:
+        path = directory / f"{name}-{os.getpid()}-{taken['n']:03d}.tracemalloc"
+        taken["n"] += 1
+        snapshot = tracemalloc.take_snapshot()
+        tmp = path.with_suffix(".part")
+        snapshot.dump(str(tmp))
+        tmp.rename(path)  # a reader never sees half a snapshot
+
+    signal.signal(signal.SIGUSR1, on_usr1)
 
 
 def _exit_now(name: str, timeout_s: float) -> None:
