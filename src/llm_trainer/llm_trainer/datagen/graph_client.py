@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import rclpy
-from rclpy.action import ActionClient
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from llm_trainer.ros.action_client import ActionClient
 from llm_trainer_interfaces.action import ExecutePlan
 from llm_trainer_interfaces.msg import SceneState as SceneStateMsg
 from llm_trainer_interfaces.srv import CheckSuccess, EpisodeControl, PlanTask, ResetScene

@@ -14,7 +14,6 @@ import threading
 import time
 
 import numpy as np
-from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -22,6 +21,7 @@ from sensor_msgs.msg import JointState
 from llm_trainer.execution.backend import TIMED_OUT, GripperResult, MotionBackend
 from llm_trainer.execution.backends.common import BackendUnavailable
 from llm_trainer.motion.trajectory import JointTrajectory
+from llm_trainer.ros.action_client import ActionClient
 from llm_trainer.ros.conversions import seconds_from_stamp, trajectory_to_msg
 from llm_trainer.ros.listener import Listener
 from llm_trainer.sim import panda_description as panda

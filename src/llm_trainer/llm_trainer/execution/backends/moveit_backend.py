@@ -245,7 +245,7 @@ class MoveItBackend(MotionBackend):
         self._gripper = None
         if node is not None:
             control_msgs = import_or_explain("control_msgs.action", INSTALL_HINT)
-            from rclpy.action import ActionClient
+            from llm_trainer.ros.action_client import ActionClient
 
             self._gripper_type = control_msgs.GripperCommand
             self._gripper = ActionClient(node, control_msgs.GripperCommand, config.gripper_action)
