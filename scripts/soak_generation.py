@@ -7,9 +7,10 @@ as a steady slope; allocator warm-up as an early rise that flattens).
 
     .venv/bin/python scripts/soak_generation.py --task put_block --episodes 1000 [--cameras]
 
-``--tracemalloc DIR``: every node traces its Python allocations (``llm_trainer.ros.node_runner``)
-and writes a snapshot after a tenth of the episodes and near the end; the script prints, per node,
-the source lines whose allocations grew most in between (a leak in Python code names itself; a flat
+``--tracemalloc DIR``: the nodes of ``--trace-nodes`` (default the executor) trace their Python
+allocations (``llm_trainer.ros.node_runner``; a traced node runs several times slower) and write a
+snapshot after a tenth of the episodes and near the end; the script prints, per node, the source
+lines whose allocations grew most in between (a leak in Python code names itself; a flat
 list with a rising RSS points below Python: the middleware, the allocator).
 """
 
@@ -61,9 +62,12 @@ def node_rss(domain: int) -> dict[str, float]:
     return out
 
 
-def snapshot_nodes(domain: int) -> None:
-    """Ask every node for a tracemalloc snapshot (SIGUSR1; they trace when started with --tracemalloc)."""
-    for pid in node_processes(domain).values():
+def snapshot_nodes(domain: int, traced: str) -> None:
+    """Ask the traced nodes for a tracemalloc snapshot (SIGUSR1). Only those: SIGUSR1 ends a process
+    that has no handler for it (an untraced simulator died of it in the first try of this script)."""
+    for node, pid in node_processes(domain).items():
+        if traced and node not in traced.split(","):
+            continue
         try:
             os.kill(pid, signal.SIGUSR1)
         except ProcessLookupError:
@@ -94,11 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--domain-id", type=int, default=91)
     parser.add_argument("--out", default=None, help="run directory (default: a temporary one)")
     parser.add_argument("--tracemalloc", default=None, metavar="DIR", help="trace the nodes' Python allocations")
+    parser.add_argument("--trace-nodes", default="executor_node", help="comma-separated nodes to trace ('' = all)")
     args = parser.parse_args(argv)
     if args.tracemalloc:
-        from llm_trainer.ros.node_runner import TRACEMALLOC_ENV
+        from llm_trainer.ros.node_runner import TRACEMALLOC_ENV, TRACEMALLOC_NODES_ENV
 
         os.environ[TRACEMALLOC_ENV] = str(Path(args.tracemalloc).resolve())  # the nodes inherit it
+        os.environ[TRACEMALLOC_NODES_ENV] = args.trace_nodes
 
     from llm_trainer.datagen.generate import GenerateOptions, generate
 
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         if line.startswith("["):
             done["n"] += 1
             if args.tracemalloc and done["n"] in (max(1, args.episodes // 10), max(2, args.episodes * 19 // 20)):
-                snapshot_nodes(args.domain_id)
+                snapshot_nodes(args.domain_id, args.trace_nodes)
             if done["n"] % 50 == 0:
                 print(f"{done['n']} episodes, {time.monotonic() - t0:.0f} s", flush=True)
 

@@ -29,6 +29,9 @@ from rclpy.signals import SignalHandlerOptions
 #: A directory: the node traces its Python allocations (tracemalloc) and writes a snapshot there on
 #: SIGUSR1, for a soak's leak hunt (``scripts/soak_generation.py --tracemalloc DIR``). Unset: no tracing.
 TRACEMALLOC_ENV = "LLM_TRAINER_TRACEMALLOC_DIR"
+#: Comma-separated node names (``executor_node``) to trace; unset: every node. Tracing slows a node
+#: several times over (every allocation records its traceback), so a soak traces the suspect only.
+TRACEMALLOC_NODES_ENV = "LLM_TRAINER_TRACEMALLOC_NODES"
 
 #: Exit code when the node could not start (bad configuration, missing backend).
 EXIT_STARTUP_ERROR = 2
@@ -53,7 +56,8 @@ def run_node(
     model still loading) interrupts the build at once. ``num_threads=None`` is rclpy's default.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    if os.environ.get(TRACEMALLOC_ENV):
+    traced = os.environ.get(TRACEMALLOC_NODES_ENV)
+    if os.environ.get(TRACEMALLOC_ENV) and (not traced or name in traced.split(",")):
         _trace_allocations(name, Path(os.environ[TRACEMALLOC_ENV]))
     stop = threading.Event()
     spinning = threading.Event()
@@ -106,7 +110,7 @@ def _trace_allocations(name: str, directory: Path) -> None:
     import tracemalloc
 
     directory.mkdir(parents=True, exist_ok=True)
-    tracemalloc.start(16)
+    tracemalloc.start(8)
     taken = {"n": 0}
 
     def on_usr1(_signum: int, _frame) -> None:
