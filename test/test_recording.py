@@ -97,6 +97,28 @@ def write_sample_bag(path: Path, n: int = 10) -> Path:
 # --------------------------------------------------------------------------- pure (no DDS)
 
 
+def test_bags_with_the_same_definitions_share_one_typestore(tmp_path):
+    """An export reads a run's bags with the first one's typestore (a fresh one per bag generated its
+    deserialisers again: half of each read); a bag with other definitions gets its own."""
+    from rosbags.highlevel import AnyReader
+
+    from llm_trainer.recording.bag_reader import _bag_location, _store_for
+
+    first = write_sample_bag(tmp_path / "bags" / "episode_000001", n=4)
+    second = write_sample_bag(tmp_path / "bags" / "episode_000002", n=6)
+    other = tmp_path / "bags" / "episode_000003"
+    with EpisodeBagWriter(other, {"task": "stack"}) as bag:
+        bag.write("/joint_states", JS, serialize_message(make_joint_state(T0, 0)), T0)
+    stores = []
+    for path in (first, second, other):
+        with AnyReader([_bag_location(path)]) as reader:
+            stores.append(_store_for(reader))
+    assert stores[0] is stores[1] and stores[2] is not stores[0]
+    # ... and the shared store reads the second bag as its own would
+    streams = read_episode_bag(second)
+    assert len(streams["/joint_states"]) == 6 and streams["/joint_states"][5][1].position[0] == pytest.approx(0.5)
+
+
 def test_bag_roundtrip_from_rclpy_serialized_messages(tmp_path):
     bag = write_sample_bag(tmp_path / "bags" / "episode_000001", n=10)
     streams = read_episode_bag(bag)

@@ -62,9 +62,33 @@ def read_episode_bag(
         conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
         for conn in conns:
             out.setdefault(conn.topic, [])
+        store = _store_for(reader)
         for conn, t_ns, raw in reader.messages(connections=conns):
-            out[conn.topic].append((t_ns, deserialize_cdr(reader.typestore, raw, conn.msgtype)))
+            out[conn.topic].append((t_ns, deserialize_cdr(store, raw, conn.msgtype)))
     return out
+
+
+#: Typestores by the message definitions of the bags they were built for (most recent last).
+_STORES: dict[tuple, Typestore] = {}
+_STORES_KEPT = 8
+
+
+def _store_for(reader: AnyReader) -> Typestore:
+    """The typestore of an earlier bag with the same message definitions, else this bag's own.
+
+    AnyReader builds a fresh typestore from each bag's stored definitions, and a fresh typestore
+    generates its deserialisers again on first use: most of the 120 ms it took to read one
+    put_block episode back (an export of 1,000 bags spent two minutes on it). The episodes of a
+    run carry the same definitions, so the first bag's store serves the rest.
+    """
+    key = tuple(
+        sorted({(c.msgtype, c.msgdef.data if c.msgdef is not None else "", c.digest) for c in reader.connections})
+    )
+    store = _STORES.pop(key, None) or reader.typestore
+    _STORES[key] = store
+    while len(_STORES) > _STORES_KEPT:
+        _STORES.pop(next(iter(_STORES)))
+    return store
 
 
 def bag_topic_types(path: Path | str) -> dict[str, str]:
