@@ -38,8 +38,6 @@ class OutcomeKind(str, Enum):
 
 #: Executor error codes (``ExecutePlan`` result) that refuse a plan before anything moves.
 _REFUSING_CODES = {"INVALID", "UNREACHABLE", "COLLISION", "LIMIT"}
-#: Executor error codes that say nothing about the plan: the motion backend failed.
-_BACKEND_CODES = {"BACKEND_ERROR"}
 
 
 @dataclass
@@ -235,10 +233,6 @@ def classify(planning: PlanningRecord | None, execution: ExecutionRecord | None,
         return Outcome(OutcomeKind.PLAN_REJECTED, planning.message if planning else "no plan")
     if execution is None:
         return Outcome(OutcomeKind.EXECUTION_REFUSED, "not executed")
-    if not execution.success and execution.error in _BACKEND_CODES:
-        # The controller or the executor itself failed (a goal's reply lost over DDS, an executor
-        # busy with another plan): no verdict on the plan, which a fresh graph tries again.
-        return Outcome(OutcomeKind.INFRASTRUCTURE, f"{execution.error}: {execution.message}")
     if not execution.success:
         executed_any = any(s.get("status") in ("done", "running") for s in execution.statuses)
         refused = execution.error in _REFUSING_CODES and not executed_any
