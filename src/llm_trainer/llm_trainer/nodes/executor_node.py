@@ -94,8 +94,8 @@ class SceneSubscriber:
     def wait_since(self, stamp: float, timeout: float) -> SceneState | None:
         """The latest scene once one stamped at or after ``stamp`` arrived (None after ``timeout``)."""
         with self._cond:
-            self._cond.wait_for(lambda: self._scene is not None and self._stamp >= stamp, timeout=timeout)
-            return self._scene if self._scene is not None and self._stamp >= stamp else None
+            arrived = self._cond.wait_for(lambda: self._scene is not None and self._stamp >= stamp, timeout=timeout)
+            return self._scene if arrived else None
 
     def fresh(self, timeout: float, now: float | None = None, max_age: float = SCENE_MAX_AGE) -> SceneState | None:
         """A scene received after the call and, given the robot's clock ``now``, stamped near it.
