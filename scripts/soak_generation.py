@@ -75,13 +75,18 @@ def snapshot_nodes(domain: int, traced: str) -> None:
 
 
 def allocation_growth(directory: Path, top: int = 8) -> dict[str, list[str]]:
-    """Per node: the source lines whose live allocations grew most between its first and last snapshot."""
+    """Per node: the source lines whose live allocations grew most between the first and the last
+    snapshot of one process (``<node>-<pid>-<n>``): after a graph restart, snapshots of two processes
+    compare different amounts of work, not growth. The last process with two snapshots is used."""
     import tracemalloc
 
     out: dict[str, list[str]] = {}
     for node in NODES:
-        snaps = sorted(directory.glob(f"{node}-*.tracemalloc"))
-        if len(snaps) < 2:
+        by_pid: dict[str, list[Path]] = {}
+        for path in sorted(directory.glob(f"{node}-*.tracemalloc")):
+            by_pid.setdefault(path.name.split("-")[-2], []).append(path)
+        snaps = next((s for s in reversed(list(by_pid.values())) if len(s) >= 2), None)
+        if snaps is None:
             continue
         first, last = (tracemalloc.Snapshot.load(str(p)) for p in (snaps[0], snaps[-1]))
         stats = last.compare_to(first, "lineno")
